@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.PHONY: demo test test-core test-rl bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+# The Keras-3 tests and the keras-rl2 tests run in separate processes:
+# importing keras-rl2 disables eager execution for the whole process.
+test: test-core test-rl
+
+test-core: $(STAMP)
+	$(PY) -m pytest tests/core -q
+
+test-rl: $(STAMP)
+	$(PY) -m pytest tests/rl -q
+
+bench: $(STAMP)
+	$(PY) bench/surgery.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis results
