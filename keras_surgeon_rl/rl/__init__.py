@@ -8,6 +8,30 @@ from keras_surgeon_rl.rl.compat import setup
 
 tf_keras = setup()
 
-from keras_surgeon_rl.rl.envs import GymnasiumAdapter  # noqa: E402
+from keras_surgeon_rl.rl.envs import (  # noqa: E402
+    ACROBOT_ACTIONS,
+    ACROBOT_FEATURES,
+    CARTPOLE_ACTIONS,
+    CARTPOLE_FEATURES,
+    LUNARLANDER_ACTIONS,
+    LUNARLANDER_FEATURES,
+    ActionSubset,
+    GymnasiumAdapter,
+    ObservationSubset,
+    make_env,
+)
 
-__all__ = ["GymnasiumAdapter", "setup", "tf_keras"]
+__all__ = [
+    "ACROBOT_ACTIONS",
+    "ACROBOT_FEATURES",
+    "CARTPOLE_ACTIONS",
+    "CARTPOLE_FEATURES",
+    "LUNARLANDER_ACTIONS",
+    "LUNARLANDER_FEATURES",
+    "ActionSubset",
+    "GymnasiumAdapter",
+    "ObservationSubset",
+    "make_env",
+    "setup",
+    "tf_keras",
+]

@@ -1,0 +1,170 @@
+"""Reading a Keras model into the neutral graph and building a model back from one.
+
+Keras 3 and tf_keras (Keras 2) share almost all of the API used here (``get_config``,
+``from_config``, ``Input``, ``Model``, ``Sequential``, ``get_weights``/``set_weights``). What
+differs, how a functional config records which tensors a layer was called on, lives in the two
+small subclasses :mod:`.keras3` and :mod:`.tf_keras`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from keras_surgeon_rl.errors import SurgeryError
+from keras_surgeon_rl.graph import Graph, Node
+
+logger = logging.getLogger(__name__)
+
+#: Config keys that pin a layer's input shape; the rebuilt model gets its shapes from Input.
+_INPUT_SHAPE_KEYS = ("batch_input_shape", "batch_shape", "input_shape", "input_dim")
+
+
+def short_name(variable: Any) -> str:
+    """``"kernel"`` for a variable named ``kernel`` (Keras 3) or ``dense/kernel:0`` (tf_keras)."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+class KerasAdapter:
+    """Shared logic; subclasses set :attr:`keras` and :attr:`flavour` and parse inbound nodes."""
+
+    flavour = ""
+    keras: Any = None
+
+    # Reading ---------------------------------------------------------------------------------
+    def read(self, model) -> Graph:
+        """The model as a :class:`Graph` (configs, weights as NumPy copies, connections)."""
+        if isinstance(model, self.keras.Sequential):
+            return self._read_sequential(model)
+        if getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
+            raise SurgeryError(f"model {model.name!r} is a subclassed or unbuilt model with no layer graph; "
+                               "the surgeon works on Functional and built Sequential models")
+        return self._read_functional(model)
+
+    def _input_node(self, tensor, name: str) -> Node:
+        shape = tuple(tensor.shape)[1:]
+        shape = tuple(None if d is None else int(d) for d in shape)
+        dtype = getattr(tensor.dtype, "name", tensor.dtype)
+        return Node(name, "InputLayer", None, {}, output_shape=shape, is_input=True, dtype=str(dtype))
+
+    def _layer_node(self, layer, inbound: list[str], call_as_list: bool, call_kwargs: dict) -> Node:
+        config = {k: v for k, v in layer.get_config().items() if k not in _INPUT_SHAPE_KEYS}
+        variables = list(layer.weights)
+        values = layer.get_weights()
+        names = [short_name(v) for v in variables]
+        dup = {n for n, c in Counter(names).items() if c > 1}
+        names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
+        weights = [(n, np.array(w, copy=True)) for n, w in zip(names, values)]
+        return Node(layer.name, type(layer).__name__, type(layer), config, inbound, call_as_list,
+                    dict(call_kwargs), weights, self._output_shape_of(layer, config, inbound))
+
+    def _output_shape_of(self, layer, config, inbound) -> tuple:
+        out = layer.output
+        if isinstance(out, (list, tuple)):
+            raise SurgeryError(f"layer {layer.name!r} ({type(layer).__name__}) has several outputs; the surgeon "
+                               "works on layers with one output")
+        return tuple(None if d is None else int(d) for d in tuple(out.shape)[1:])
+
+    def _read_sequential(self, model) -> Graph:
+        if not getattr(model, "built", True) or not model.inputs:
+            raise SurgeryError(f"Sequential model {model.name!r} is not built; give it an Input or call "
+                               "model.build(input_shape) first")
+        inp = model.inputs[0]
+        history = getattr(inp, "_keras_history", None)
+        in_name = getattr(history[0], "name", None) if history else None
+        in_name = in_name or "input"
+        nodes = {in_name: self._input_node(inp, in_name)}
+        previous = in_name
+        for layer in model.layers:
+            nodes[layer.name] = self._layer_node(layer, [previous], False, {})
+            previous = layer.name
+        return Graph(model.name, nodes, [in_name], [previous], True, self.flavour)
+
+    def _read_functional(self, model) -> Graph:
+        config = model.get_config()
+        in_names = self._endpoints(config["input_layers"])
+        out_names = self._endpoints(config["output_layers"])
+        nodes: dict[str, Node] = {}
+        for name, tensor in zip(in_names, model.inputs):
+            nodes[name] = self._input_node(tensor, name)
+        for entry in config["layers"]:
+            name = entry.get("name") or entry["config"]["name"]
+            if name in nodes:
+                continue
+            inbound_nodes = entry.get("inbound_nodes", [])
+            if len(inbound_nodes) != 1:
+                raise SurgeryError(
+                    f"layer {name!r} is called {len(inbound_nodes)} times in model {model.name!r} (a shared "
+                    "layer); the surgeon cannot give one layer two sets of unit IDs. Use separate layers")
+            inbound, kwargs = self._parse_inbound(name, inbound_nodes[0])
+            layer = model.get_layer(name)
+            as_list = isinstance(layer.input, (list, tuple))
+            nodes[name] = self._layer_node(layer, inbound, as_list, kwargs)
+        return Graph(model.name, _topological(nodes), in_names, out_names, False, self.flavour)
+
+    @staticmethod
+    def _endpoints(value) -> list[str]:
+        if value and isinstance(value[0], str):  # a single endpoint: [name, node, tensor]
+            value = [value]
+        return [v[0] for v in value]
+
+    def _parse_inbound(self, name: str, node_config) -> tuple[list[str], dict]:
+        raise NotImplementedError
+
+    # The planner's needs -----------------------------------------------------------------------
+    def layer_class(self, class_name: str):
+        return getattr(self.keras.layers, class_name)
+
+    def output_shape(self, node: Node, input_shapes: list[tuple]) -> tuple:
+        layer = node.layer_class.from_config(dict(node.config))
+        shapes = [(None,) + tuple(s) for s in input_shapes]
+        out = layer.compute_output_shape(shapes if node.call_as_list else shapes[0])
+        out = out.as_list() if hasattr(out, "as_list") else list(out)
+        return tuple(None if d is None else int(d) for d in out[1:])
+
+    # Building ----------------------------------------------------------------------------------
+    def build(self, graph: Graph):
+        """A new model of this flavour from ``graph``, with freshly initialized weights."""
+        k = self.keras
+        inputs = {n: k.Input(shape=graph.nodes[n].output_shape, dtype=graph.nodes[n].dtype, name=n)
+                  for n in graph.inputs}
+        layers = [n for n in graph.nodes.values() if not n.is_input]
+        if graph.sequential and graph.is_chain():
+            made = [n.layer_class.from_config(dict(n.config)) for n in layers]
+            return k.Sequential([inputs[graph.inputs[0]]] + made, name=graph.name)
+        tensors = dict(inputs)
+        for node in layers:
+            layer = node.layer_class.from_config(dict(node.config))
+            args = [tensors[n] for n in node.inbound]
+            tensors[node.name] = layer(args if node.call_as_list else args[0], **node.call_kwargs)
+        ins = [tensors[n] for n in graph.inputs]
+        outs = [tensors[n] for n in graph.outputs]
+        return k.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=graph.name)
+
+    def get_weights(self, layer) -> list[tuple[str, np.ndarray]]:
+        names = [short_name(v) for v in layer.weights]
+        dup = {n for n, c in Counter(names).items() if c > 1}
+        names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
+        return list(zip(names, layer.get_weights()))
+
+    def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
+        layer.set_weights(arrays)
+
+
+def _topological(nodes: dict[str, Node]) -> dict[str, Node]:
+    """Nodes in an order where every node comes after the nodes it reads (stable otherwise)."""
+    done: dict[str, Node] = {}
+    pending = list(nodes.values())
+    while pending:
+        rest = [n for n in pending if not all(i in done for i in n.inbound)]
+        ready = [n for n in pending if all(i in done for i in n.inbound)]
+        if not ready:
+            missing = {i for n in rest for i in n.inbound if i not in nodes}
+            raise SurgeryError(f"cannot order the model's layers; unknown inbound layers {sorted(missing)}")
+        for n in ready:
+            done[n.name] = n
+        pending = rest
+    return done

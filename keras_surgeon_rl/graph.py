@@ -1,0 +1,89 @@
+"""The neutral graph the surgeon works on: layers, their configs and weights, and how they connect.
+
+An adapter reads a Keras model into a :class:`Graph` once (:mod:`keras_surgeon_rl.adapters`), the
+planner rewrites the graph, and the adapter builds the new Keras model from it once at the end.
+Nothing in here imports a deep-learning framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+
+@dataclass
+class Node:
+    """One layer call in the model (each layer appears once; shared layers are refused).
+
+    Attributes:
+        name: the layer's name; a layer keeps its name in the new model, and with it its weights.
+        class_name: the layer's class name, which selects its surgery rule.
+        layer_class: the framework class, used to build the new layer from ``config``.
+        config: the layer's ``get_config()``.
+        inbound: names of the nodes whose outputs this layer is called on, in order.
+        call_as_list: the layer is called on a list of tensors (Concatenate, Add, …).
+        call_kwargs: other keyword arguments of the call (no tensors).
+        weights: ``(short name, array)`` pairs in the layer's weight order (old model only).
+        output_shape: per-sample output shape (no batch axis).
+        is_input: the node is a model input (an ``InputLayer``).
+        dtype: the input's dtype (model inputs only).
+    """
+
+    name: str
+    class_name: str
+    layer_class: Any
+    config: dict
+    inbound: list[str] = field(default_factory=list)
+    call_as_list: bool = False
+    call_kwargs: dict = field(default_factory=dict)
+    weights: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    output_shape: tuple = ()
+    is_input: bool = False
+    dtype: Optional[str] = None
+
+    def weight(self, name: str) -> np.ndarray:
+        for n, w in self.weights:
+            if n == name:
+                return w
+        raise KeyError(f"layer {self.name!r} has no weight {name!r}")
+
+    @property
+    def weight_names(self) -> list[str]:
+        return [n for n, _ in self.weights]
+
+
+@dataclass
+class Graph:
+    """A model as nodes in topological order.
+
+    Attributes:
+        name: the model's name.
+        nodes: every node, by name, in topological order (inputs first).
+        inputs: names of the input nodes, in the model's input order.
+        outputs: names of the nodes whose outputs are the model's outputs, in order.
+        sequential: the model is a ``Sequential``.
+        flavour: ``"keras3"`` or ``"tf_keras"``.
+    """
+
+    name: str
+    nodes: dict[str, Node]
+    inputs: list[str]
+    outputs: list[str]
+    sequential: bool
+    flavour: str
+
+    def consumers(self, name: str) -> list[str]:
+        return [n.name for n in self.nodes.values() if name in n.inbound]
+
+    def is_chain(self) -> bool:
+        """One input, one output, and every layer reads only the layer before it."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            return False
+        order = list(self.nodes)
+        return all(
+            len(node.inbound) == 1 and node.inbound[0] == order[i - 1] and not node.call_as_list
+            for i, node in enumerate(self.nodes.values())
+            if i > 0
+        ) and order[-1] == self.outputs[0]

@@ -1,0 +1,392 @@
+"""From a model graph and a spec to a validated plan: the new graph and a weight map per layer.
+
+The planner walks the old graph once in topological order. For every node it works out the unit
+IDs of its inputs (:class:`~keras_surgeon_rl.ids.TensorIDs`), asks the layer's rule for the new
+config, the output IDs and the weight maps, and records a report row. Deleted layers are bridged
+(their readers take their input, unit ``i`` for unit ``i``), inserted layers are created from the
+spec. Every check runs here, so a bad spec fails before any model is built.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Hashable, Optional, Protocol
+
+import numpy as np
+
+from keras_surgeon_rl.errors import SurgeryError
+from keras_surgeon_rl.graph import Graph, Node
+from keras_surgeon_rl.ids import TensorIDs, index_of
+from keras_surgeon_rl.report import LayerReport, Report
+from keras_surgeon_rl.rules import Context, Rule, Units, rule_for
+from keras_surgeon_rl.rules.dense import inserted_note
+from keras_surgeon_rl.spec import IdChange, Insertion, Spec, suggest
+from keras_surgeon_rl.weights import ArrayMap, Copy, Fresh, LayerStats
+
+
+class Framework(Protocol):
+    """What the planner needs from an adapter (no model is built)."""
+
+    def layer_class(self, class_name: str): ...
+
+    def output_shape(self, node: Node, input_shapes: list[tuple]) -> tuple: ...
+
+
+@dataclass
+class LayerPlan:
+    """How one layer of the new model is made."""
+
+    node: Node  # the new node (new config, new inbound)
+    old: Optional[Node]
+    maps: dict[str, ArrayMap]
+    report: LayerReport
+
+
+@dataclass
+class Plan:
+    """A validated surgery: the new graph, a weight map per layer and the report.
+
+    ``str(plan)`` is the dry-run table.
+    """
+
+    old: Graph
+    new: Graph
+    layers: dict[str, LayerPlan]
+    inputs: dict[str, TensorIDs]   # new input name -> IDs
+    outputs: list[TensorIDs]       # per model output, in order
+    report: Report
+    spec: Spec = field(repr=False, default=None)
+
+    def __str__(self) -> str:
+        return str(self.report)
+
+
+def make_plan(graph: Graph, spec, framework: Framework) -> Plan:
+    """Validate ``spec`` against ``graph`` and plan the new model.
+
+    Raises:
+        SurgeryError: for every problem with the spec or the model, naming the layer and the fix.
+    """
+    spec = Spec.parse(spec)
+    _check_names(graph, spec)
+    return _Planner(graph, spec, framework).run()
+
+
+# --------------------------------------------------------------------------------------------
+def _resolve(key: Optional[str], names: list[str], what: str) -> str:
+    if key is None:
+        if len(names) != 1:
+            raise SurgeryError(f"the model has {len(names)} {what}s ({', '.join(names)}); key the spec's "
+                               f"'{what}s' by {what} name instead of giving 'old'/'new' directly")
+        return names[0]
+    if key not in names:
+        raise SurgeryError(f"spec '{what}s' names {key!r}, which is not a model {what}; the model's {what}s "
+                           f"are {', '.join(names)}.{suggest(key, names)}")
+    return key
+
+
+def _check_names(graph: Graph, spec: Spec) -> None:
+    layers = [n for n in graph.nodes if not graph.nodes[n].is_input]
+
+    def known(name, where):
+        if name not in graph.nodes:
+            raise SurgeryError(f"spec '{where}' names layer {name!r}, which the model {graph.name!r} does not "
+                               f"have.{suggest(name, graph.nodes)} Layers: {', '.join(layers)}")
+
+    spec.inputs = {_resolve(k, graph.inputs, "input"): v for k, v in spec.inputs.items()}
+    spec.outputs = {_resolve(k, graph.outputs, "output"): v for k, v in spec.outputs.items()}
+    for name in spec.units:
+        known(name, "units")
+    for ins in spec.insert:
+        known(ins.after, "insert")
+        if ins.after in spec.delete:
+            raise SurgeryError(f"insert after {ins.after!r}: that layer is deleted by the same spec")
+    for name in spec.delete:
+        known(name, "delete")
+        node = graph.nodes[name]
+        if node.is_input or name in graph.outputs:
+            raise SurgeryError(f"delete {name!r}: model inputs and outputs cannot be deleted; change their "
+                               "units with 'inputs'/'outputs' instead")
+        if len(node.inbound) != 1:
+            raise SurgeryError(f"delete {name!r}: it joins {len(node.inbound)} inputs; only layers with one "
+                               "input can be deleted")
+        if name in spec.units:
+            raise SurgeryError(f"layer {name!r} is both resized ('units') and deleted ('delete'); pick one")
+
+
+class _Planner:
+    def __init__(self, graph: Graph, spec: Spec, framework: Framework):
+        self.g = graph
+        self.spec = spec
+        self.fw = framework
+        self.units = self._unit_ids()
+        self.alias: dict[str, tuple[str, TensorIDs]] = {}  # old node name -> (new producer, IDs read)
+        self.nodes: dict[str, Node] = {}
+        self.layers: dict[str, LayerPlan] = {}
+        self.rows: list[LayerReport] = []
+        self.inputs: dict[str, TensorIDs] = {}
+
+    # Unit IDs of every layer that defines units ----------------------------------------------
+    def _owner_of_output(self, out: str) -> str:
+        name = out
+        while True:
+            node = self.g.nodes[name]
+            rule = rule_for(node)
+            if node.is_input:
+                raise SurgeryError(f"output {out!r} is a model input; change its IDs through 'inputs'")
+            if rule is not None and rule.owns_units:
+                return name
+            if rule is None or len(node.inbound) != 1:
+                raise SurgeryError(
+                    f"output {out!r}: its units come from {name!r} ({node.class_name}), which does not define "
+                    "units of its own; give the IDs on the Dense/Conv layers feeding it with 'units'")
+            name = node.inbound[0]
+
+    def _unit_ids(self) -> dict[str, Units]:
+        spec, g = self.spec, self.g
+        old_ids: dict[str, list] = {}
+        for node in g.nodes.values():
+            rule = rule_for(node)
+            if rule is not None and rule.owns_units:
+                old_ids[node.name] = list(node.config.get("_unit_ids") or range(rule.unit_count(node.config)))
+        changes: dict[str, IdChange] = {}
+        for out, change in spec.outputs.items():
+            owner = self._owner_of_output(out)
+            if owner in spec.units:
+                raise SurgeryError(f"layer {owner!r} gets units from both 'outputs' ({out!r}) and 'units'; "
+                                   "give them in one place")
+            if change.old is not None:
+                if len(change.old) != len(old_ids[owner]):
+                    raise SurgeryError(f"outputs[{out!r}].old lists {len(change.old)} IDs, but layer {owner!r} has "
+                                       f"{len(old_ids[owner])} units; list one ID per unit, in order")
+                old_ids[owner] = list(change.old)
+            changes[owner] = change
+        units: dict[str, Units] = {}
+        for name, ids in old_ids.items():
+            if name in changes:
+                units[name] = self._output_units(name, ids, changes[name])
+            elif name in spec.units:
+                units[name] = self._hidden_units(name, ids, spec.units[name])
+            else:
+                units[name] = Units.same(ids)
+        for name in spec.units:
+            if name not in units:
+                node = g.nodes[name]
+                raise SurgeryError(f"units[{name!r}]: layer {name!r} ({node.class_name}) has no units of its own to "
+                                   "resize; only Dense and Conv layers can be resized")
+        return units
+
+    def _hidden_units(self, name: str, old: list, value) -> Units:
+        if isinstance(value, int):
+            extra, k = [], len(old)
+            while len(old) + len(extra) < value:
+                if k not in old:
+                    extra.append(k)
+                k += 1
+            new = old[:value] + extra
+        else:
+            new = list(value)
+        src = index_of(old, new)
+        scale = np.ones(len(new))
+        if self.spec.init == "net2net":
+            kept = src[src >= 0]
+            if kept.size == 0:
+                raise SurgeryError(f"units[{name!r}]: net2net init copies existing units, but no old unit is kept")
+            rng = np.random.default_rng(zlib.crc32(name.encode()))
+            new_units = np.flatnonzero(src < 0)
+            src = src.copy()
+            src[new_units] = rng.choice(kept, size=new_units.size)
+            counts = np.bincount(src, minlength=len(old))
+            scale = 1.0 / counts[src]
+        return Units(old, new, src, scale, np.zeros(len(new), bool), np.zeros(len(new)))
+
+    def _output_units(self, name: str, old: list, change: IdChange) -> Units:
+        new = change.new if change.new is not None else old
+        src = index_of(old, new)
+        zero = np.zeros(len(new), bool)
+        offset = np.zeros(len(new))
+        for j in np.flatnonzero(src < 0):
+            init = change.init_for(new[j])
+            if init.kind == "zeros":
+                zero[j] = True
+            elif init.kind == "copy":
+                k = self._find_id(old, init.copy_of)
+                if k < 0:
+                    raise SurgeryError(f"outputs init for {new[j]!r}: copy of {init.copy_of!r}, which is not an old "
+                                       f"unit of {name!r}; old units: {old}.{suggest(init.copy_of, old)}")
+                src[j] = k
+                offset[j] = init.bias_offset
+        return Units(old, new, src, np.ones(len(new)), zero, offset)
+
+    @staticmethod
+    def _find_id(ids: list, wanted: Hashable) -> int:
+        for i, uid in enumerate(ids):
+            if uid == wanted or str(uid) == str(wanted):
+                return i
+        return -1
+
+    # The walk --------------------------------------------------------------------------------
+    def run(self) -> Plan:
+        inserts: dict[str, list[Insertion]] = {}
+        for ins in self.spec.insert:
+            inserts.setdefault(ins.after, []).append(ins)
+        for node in self.g.nodes.values():
+            if node.is_input:
+                self._input(node)
+            elif node.name in self.spec.delete:
+                self._delete(node)
+            else:
+                self._layer(node)
+            for ins in inserts.get(node.name, []):
+                self._insert(ins, node)
+        outputs = [self.alias[o] for o in self.g.outputs]
+        new = Graph(self.g.name, self.nodes, list(self.g.inputs), [p for p, _ in outputs],
+                    self.g.sequential, self.g.flavour)
+        report = Report(self.g.name, self.rows)
+        return Plan(self.g, new, self.layers, self.inputs, [t for _, t in outputs], report, self.spec)
+
+    def _input(self, node: Node) -> None:
+        shape = tuple(node.output_shape)
+        change = self.spec.inputs.get(node.name, IdChange())
+        axis = -1 if change.axis is None else change.axis
+        axis = axis - 1 if axis > 0 else len(shape) + axis
+        if not 0 <= axis < len(shape):
+            raise SurgeryError(f"inputs[{node.name!r}].axis {change.axis} is outside the input's shape {shape}")
+        width = shape[axis]
+        if width is None:
+            raise SurgeryError(f"input {node.name!r} has no fixed size on its unit axis {axis + 1}: {shape}")
+        old = change.old if change.old is not None else list(range(width))
+        if len(old) != width:
+            raise SurgeryError(f"inputs[{node.name!r}].old lists {len(old)} IDs, but the input has {width} "
+                               f"features on axis {axis + 1} (shape {shape}); list one ID per feature, in order")
+        new = change.new if change.new is not None else old
+        t = TensorIDs.edited(old, new, shape, axis)
+        self.inputs[node.name] = t
+        new_node = Node(node.name, node.class_name, node.layer_class, dict(node.config), [],
+                        output_shape=t.shape, is_input=True, dtype=node.dtype)
+        self.nodes[node.name] = new_node
+        self.alias[node.name] = (node.name, t)
+        status = "changed" if t.changed else "kept"
+        self.rows.append(LayerReport(node.name, node.class_name, f"input, {status}", shape, t.shape))
+
+    def _delete(self, node: Node) -> None:
+        producer, t = self.alias[node.inbound[0]]
+        if tuple(self.g.nodes[node.inbound[0]].output_shape) != tuple(node.output_shape):
+            raise SurgeryError(
+                f"delete {node.name!r}: it maps shape {self.g.nodes[node.inbound[0]].output_shape} to "
+                f"{node.output_shape}, so the layers after it would read a different shape; only layers whose "
+                "input and output shapes match can be deleted (resize the layer before it with 'units' first)")
+        old_ids = self.units[node.name].old_ids if node.name in self.units else t.old_ids
+        bridged = TensorIDs(t.ids, t.src, t.scale, t.shape, t.axis, old_ids, tuple(node.output_shape), t.fresh)
+        self.alias[node.name] = (producer, bridged)
+        stats = LayerStats(dropped=sum(int(w.size) for _, w in node.weights))
+        self.rows.append(LayerReport(node.name, node.class_name, "deleted", node.output_shape, None, stats,
+                                     ["readers take its input in its place, unit i for unit i (exact only "
+                                      "if the layer was an identity)"]))
+
+    def _layer(self, node: Node) -> None:
+        inbound = [self.alias[n] for n in node.inbound]
+        ins = [t for _, t in inbound]
+        rule = rule_for(node)
+        units = self.units.get(node.name)
+        changed = any(t.changed for t in ins) or (units is not None and units.changed)
+        if rule is None:
+            if changed:
+                src = next(n for n, t in zip(node.inbound, ins) if t.changed)
+                raise SurgeryError(
+                    f"layer {node.name!r} ({node.class_name}) has no surgery rule, and the unit IDs reaching it "
+                    f"from {src!r} change. Keep the units reaching it unchanged, or teach the surgeon this layer "
+                    f"with keras_surgeon_rl.register_rule({node.class_name!r}, rule)")
+            rule = _Verbatim()
+        config = dict(node.config)
+        if units is not None and units.changed:
+            config = rule.resize(config, len(units.new_ids))
+        new_node = Node(node.name, node.class_name, node.layer_class, config, [p for p, _ in inbound],
+                        node.call_as_list, dict(node.call_kwargs))
+        out_shape = tuple(node.output_shape)
+        if changed:
+            out_shape = self.fw.output_shape(new_node, [t.shape for t in ins])
+        ctx = Context(new_node, node, ins, units, self.spec.init, out_shape, tuple(node.output_shape))
+        self._finish(rule, ctx, "changed" if changed else "kept")
+
+    def _insert(self, ins: Insertion, after: Node) -> None:
+        producer, t = self.alias[after.name]
+        rule = rule_for(Node(ins.layer, ins.layer, None, {}))
+        name = ins.config.get("name") or self._fresh_name(f"{after.name}_{ins.layer.lower()}")
+        if name in self.g.nodes or name in self.nodes:
+            raise SurgeryError(f"insert after {after.name!r}: the name {name!r} is taken; give another 'name'")
+        config = rule.insert_config(ins, t, name)
+        node = Node(name, ins.layer, self.fw.layer_class(ins.layer), config, [producer])
+        n = rule.unit_count(config)
+        k = min(n, t.width)
+        extra, j = [], t.width
+        while len(extra) < n - k:
+            if j not in t.ids:
+                extra.append(j)
+            j += 1
+        new_ids = list(t.ids[:k]) + extra
+        src = np.concatenate([t.src[:k], -np.ones(n - k, np.int64)])
+        scale = np.concatenate([t.scale[:k], np.ones(n - k)])
+        units = Units(t.old_ids, new_ids, src, scale, np.zeros(n, bool), np.zeros(n))
+        if rule.unit_axis(config, len(t.shape)) != t.axis:
+            raise SurgeryError(f"insert after {after.name!r}: the {ins.layer} would read axis "
+                               f"{rule.unit_axis(config, len(t.shape)) + 1} but the units are on axis {t.axis + 1}; "
+                               "set its data_format to match")
+        try:
+            out_shape = self.fw.output_shape(node, [t.shape])
+        except Exception as e:  # the framework rejects the config
+            raise SurgeryError(f"insert after {after.name!r}: cannot place a {ins.layer} with config {config} "
+                               f"on input shape {t.shape}: {e}") from e
+        ctx = Context(node, None, [t], units, self.spec.init, out_shape, t.old_shape, insertion=ins)
+        inserted_note(ctx, after.class_name, after.config)
+        self._finish(rule, ctx, "inserted", alias_of=after.name)
+
+    def _fresh_name(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.g.nodes or name in self.nodes:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
+    def _finish(self, rule: Rule, ctx: Context, status: str, alias_of: Optional[str] = None) -> None:
+        rule.check(ctx)
+        out = rule.output_ids(ctx)
+        maps = rule.weight_maps(ctx)
+        node = ctx.node
+        node.output_shape = tuple(out.shape)
+        stats = LayerStats()
+        if ctx.old is not None:
+            old_shapes = {n: w.shape for n, w in ctx.old.weights}
+            for name, m in maps.items():
+                if isinstance(m, Copy):
+                    stats.add(m.counts(old_shapes[m.source], _new_shape(m, old_shapes[m.source])))
+            for name, m in maps.items():
+                if not isinstance(m, Copy):
+                    stats.add(m.counts(old_shapes.get(name), old_shapes.get(name)))
+        else:  # an inserted layer: everything is new
+            for m in maps.values():
+                stats.add(m.counts(None, m.shape))
+        self.nodes[node.name] = node
+        self.alias[alias_of or node.name] = (node.name, out)
+        self.layers[node.name] = LayerPlan(node, ctx.old, maps, None)
+        row = LayerReport(node.name, node.class_name, status, ctx.old_out_shape if ctx.old else None,
+                          node.output_shape, stats, list(ctx.notes))
+        self.layers[node.name].report = row
+        self.rows.append(row)
+
+
+def _new_shape(m: Copy, old_shape: tuple) -> tuple:
+    return tuple(len(a.src) if a is not None else d for a, d in zip(m.axes, old_shape))
+
+
+class _Verbatim(Rule):
+    """A layer without a rule whose inputs did not change: copied as it is."""
+
+    def output_ids(self, ctx: Context) -> TensorIDs:
+        shape = tuple(ctx.old_out_shape)
+        width = shape[-1] if shape and shape[-1] is not None else 0
+        return TensorIDs.unchanged(range(width), shape)
+
+    def weight_maps(self, ctx: Context) -> dict:
+        return {name: Copy(name, [None] * w.ndim) for name, w in ctx.old.weights}

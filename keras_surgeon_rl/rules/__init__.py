@@ -1,0 +1,50 @@
+"""Surgery rules per layer kind, in an open registry (:func:`register_rule`).
+
+Built-in rules cover the layers of MLPs and CNNs in Keras 3 and tf_keras. A layer without a rule
+is copied as it is when the unit IDs reaching it are unchanged; when they change, the plan stops
+with an error naming the layer.
+"""
+
+from keras_surgeon_rl.rules.base import Context, Rule, Units, register_rule, registered, rule_for
+from keras_surgeon_rl.rules.conv import ConvRule, DepthwiseConvRule
+from keras_surgeon_rl.rules.dense import DenseRule
+from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
+from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough
+from keras_surgeon_rl.rules.reshape import FlattenRule
+
+_NOT_EXACT = "{} mixes units: changing the units reaching it changes every output (not function-preserving)"
+
+
+def _register_builtins() -> None:
+    register_rule("Dense", DenseRule())
+    for name in ("Conv1D", "Conv2D", "Conv3D"):
+        register_rule(name, ConvRule())
+    for name in ("DepthwiseConv1D", "DepthwiseConv2D"):
+        register_rule(name, DepthwiseConvRule())
+    plain = PassThrough()
+    for name in (
+        "Activation", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Identity", "Dropout",
+        "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+        "AlphaDropout", "ActivityRegularization",
+        "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+        "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+        "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "ZeroPadding1D", "ZeroPadding2D",
+        "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D",
+        "UpSampling3D",
+    ):
+        register_rule(name, plain)
+    register_rule("PReLU", PassThrough(per_unit_weights={"alpha": LIKE_DATA}))
+    bn = {"gamma": -1, "beta": -1, "moving_mean": -1, "moving_variance": -1}
+    register_rule("BatchNormalization", PassThrough(per_unit_weights=bn, axis_key="axis"))
+    register_rule("LayerNormalization", PassThrough(per_unit_weights={"gamma": -1, "beta": -1}, axis_key="axis",
+                                                    note=_NOT_EXACT.format("LayerNormalization")))
+    register_rule("Softmax", PassThrough(axis_key="axis", note=_NOT_EXACT.format("Softmax")))
+    register_rule("Flatten", FlattenRule())
+    register_rule("Concatenate", ConcatenateRule())
+    for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
+        register_rule(name, ElementwiseMerge())
+
+
+_register_builtins()
+
+__all__ = ["Context", "Rule", "Units", "PassThrough", "LIKE_DATA", "register_rule", "registered", "rule_for"]

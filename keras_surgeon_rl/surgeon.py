@@ -1,0 +1,210 @@
+"""The public surgery API: ``plan``, ``transplant``, ``transplant_weights`` and ``verify``.
+
+Example:
+    >>> from keras_surgeon_rl import surgeon
+    >>> spec = {"inputs": {"old": ["x_dot", "theta"], "new": ["x", "x_dot", "theta", "theta_dot"]}}
+    >>> print(surgeon.plan(model, spec))          # dry run: what is copied, initialized, dropped
+    >>> new_model = surgeon.transplant(model, spec)
+    >>> surgeon.verify(model, new_model, spec)    # largest output difference on shared outputs
+    0.0
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import numpy as np
+
+from keras_surgeon_rl.adapters import adapter_for
+from keras_surgeon_rl.errors import SurgeryError
+from keras_surgeon_rl.ids import index_of
+from keras_surgeon_rl.planner import LayerPlan, Plan, make_plan
+from keras_surgeon_rl.report import Report
+from keras_surgeon_rl.weights import Copy, Fresh, LayerStats
+
+logger = logging.getLogger(__name__)
+
+
+def plan(old_model, spec) -> Plan:
+    """Validate ``spec`` against ``old_model`` and plan the surgery, without building anything.
+
+    Args:
+        old_model: a built Functional or Sequential model (Keras 3 or tf_keras).
+        spec: the surgery spec (a dict, see :mod:`keras_surgeon_rl.spec`, or a ``Spec``).
+
+    Returns:
+        The :class:`~keras_surgeon_rl.planner.Plan`; ``print(plan)`` shows, per layer, what will be
+        copied, newly initialized and dropped.
+
+    Raises:
+        SurgeryError: the spec does not fit the model; the message names the layer and the fix.
+    """
+    adapter = adapter_for(old_model)
+    return make_plan(adapter.read(old_model), spec, adapter)
+
+
+def transplant(old_model, spec):
+    """Build the changed model and copy every compatible weight into it.
+
+    Args:
+        old_model: a built Functional or Sequential model (Keras 3 or tf_keras); never modified.
+        spec: the surgery spec.
+
+    Returns:
+        A new model of the same flavour (Sequential stays Sequential when the result is a chain).
+        It shares no layer or weight with ``old_model``. Its ``surgery_report`` attribute holds
+        the per-layer :class:`~keras_surgeon_rl.report.Report`.
+
+    Example:
+        >>> new = transplant(model, {"units": {"hidden": 32}})
+        >>> print(new.surgery_report)
+    """
+    adapter = adapter_for(old_model)
+    p = make_plan(adapter.read(old_model), spec, adapter)
+    new_model = adapter.build(p.new)
+    _fill(p, adapter, new_model, strict=True)
+    new_model.surgery_report = p.report
+    logger.info("surgery on %r: %s parameters copied, %s initialized, %s dropped", old_model.name,
+                p.report.totals.copied, p.report.totals.initialized, p.report.totals.dropped)
+    return new_model
+
+
+def transplant_weights(old_model, new_model, spec) -> Report:
+    """Copy weights into a model the user built: layers matched by name, units by the spec's IDs.
+
+    Args:
+        old_model: the trained model (never modified).
+        new_model: the new architecture, built; its weights are overwritten in place where the plan
+            maps them. Layers the plan does not know keep their values.
+        spec: the spec that describes how ``new_model`` differs from ``old_model``.
+
+    Returns:
+        The per-layer report.
+
+    Raises:
+        SurgeryError: a planned layer is missing from ``new_model`` or has other weight shapes.
+    """
+    adapter = adapter_for(old_model)
+    p = make_plan(adapter.read(old_model), spec, adapter)
+    if adapter_for(new_model).flavour != adapter.flavour:
+        raise SurgeryError(f"old model is {adapter.flavour} but new model is {adapter_for(new_model).flavour}; "
+                           "use transplant() to rebuild in the old model's flavour")
+    _fill(p, adapter, new_model, strict=False)
+    return p.report
+
+
+def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
+    names = {layer.name for layer in new_model.layers}
+    for lp in p.layers.values():
+        if lp.node.name not in names:
+            if strict:
+                raise AssertionError(f"built model lacks planned layer {lp.node.name!r}")
+            raise SurgeryError(f"the new model has no layer {lp.node.name!r}, which the plan needs; name the "
+                               "new model's layers as in the old one (or as the spec's 'insert' names them)")
+        layer = new_model.get_layer(lp.node.name)
+        fresh = adapter.get_weights(layer)
+        arrays = _layer_arrays(lp, fresh)
+        if lp.old is None:  # inserted: the plan now knows the sizes
+            stats = LayerStats()
+            for (_, f) in fresh:
+                stats.add((0, int(f.size), 0))
+            lp.report.stats = stats
+        adapter.set_weights(layer, arrays)
+
+
+def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
+    old = dict(lp.old.weights) if lp.old is not None else {}
+    out = []
+    for name, f in fresh:
+        m = lp.maps.get(name)
+        if m is None:
+            if lp.old is not None and name in old:
+                raise SurgeryError(f"layer {lp.node.name!r}: its rule gives no mapping for weight {name!r}")
+            m = Fresh()
+        if isinstance(m, Copy):
+            src = old[m.source]
+            expected = tuple(len(a.src) if a is not None else d for a, d in zip(m.axes, src.shape))
+            if tuple(f.shape) != expected:
+                raise SurgeryError(f"layer {lp.node.name!r}: weight {name!r} has shape {tuple(f.shape)} in the "
+                                   f"new model, but the spec implies {expected}; build the new model as the spec "
+                                   "describes (see surgeon.plan)")
+            out.append(m.apply(src, f))
+        else:
+            out.append(m.apply(None, f))
+    return out
+
+
+def _as_list(x, n: int, what: str) -> list:
+    if isinstance(x, dict):
+        return x
+    if isinstance(x, (list, tuple)):
+        if len(x) != n:
+            raise SurgeryError(f"{what}: expected {n} arrays, got {len(x)}")
+        return list(x)
+    if n != 1:
+        raise SurgeryError(f"{what}: the model has {n} inputs; pass a list or a dict by input name")
+    return [x]
+
+
+def _predict(model, xs: list) -> list[np.ndarray]:
+    out = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def verify(old_model, new_model, spec, x: Any = None, n: int = 256, seed: int = 0) -> float:
+    """The largest absolute difference between old and new outputs over the output units both have.
+
+    The new model's inputs hold ``x``'s features at their IDs and random values for new features.
+
+    Args:
+        old_model: the old model.
+        new_model: the new model (from :func:`transplant`, or built by hand and filled by
+            :func:`transplant_weights`).
+        spec: the spec relating the two.
+        x: inputs of the old model (an array, or a list/dict per input); ``n`` random normal
+            samples when omitted.
+        n: number of random samples when ``x`` is omitted.
+        seed: seed of the random inputs.
+
+    Returns:
+        ``max |old(x_old)[u] - new(x_new)[u]|`` over samples and shared output units ``u``.
+
+    Raises:
+        SurgeryError: the models share no output unit.
+    """
+    p = plan(old_model, spec)
+    rng = np.random.default_rng(seed)
+    names = list(p.old.inputs)
+    if x is None:
+        xs = [rng.standard_normal((n,) + p.old.nodes[i].output_shape).astype("float32") for i in names]
+    else:
+        given = _as_list(x, len(names), "verify x")
+        xs = [np.asarray(given[i] if isinstance(given, dict) else given[k], dtype="float32")
+              for k, i in enumerate(names)]
+    new_xs = []
+    for name, xo in zip(names, xs):
+        t = p.inputs[name]
+        idx = index_of(t.old_ids, t.ids)
+        xn = rng.standard_normal((xo.shape[0],) + t.shape).astype("float32")
+        ax = t.axis + 1
+        have = np.flatnonzero(idx >= 0)
+        dst = [slice(None)] * xn.ndim
+        dst[ax] = have
+        xn[tuple(dst)] = np.take(xo, idx[have], axis=ax)
+        new_xs.append(xn)
+    old_out, new_out = _predict(old_model, xs), _predict(new_model, new_xs)
+    worst, shared_any = 0.0, False
+    for t, yo, yn in zip(p.outputs, old_out, new_out):
+        idx = index_of(t.old_ids, t.ids)
+        have = np.flatnonzero(idx >= 0)
+        if have.size == 0:
+            continue
+        shared_any = True
+        ax = t.axis + 1
+        diff = np.abs(np.take(yo, idx[have], axis=ax) - np.take(yn, have, axis=ax))
+        worst = max(worst, float(diff.max()))
+    if not shared_any:
+        raise SurgeryError("the old and new models share no output unit, so there is nothing to compare; "
+                           "verify compares outputs whose IDs appear in both")
+    return worst

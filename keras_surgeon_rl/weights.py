@@ -1,0 +1,135 @@
+"""How each weight array of the new model is made from the old one: index maps, in plain NumPy.
+
+A :class:`Copy` says, for every axis of the new array, which index of the old array each entry
+comes from (``-1``: not from the old array). Entries that come from nowhere keep the new layer's
+freshly initialized value, or are set to zero where an axis says so (the rows that read new input
+units, so the function is unchanged). :class:`Generated` arrays (an identity kernel) and
+:class:`Fresh` ones (the layer's own initializer) complete the set. Each map also counts what it
+copies, initializes and drops, without touching any array, so a dry run costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+
+@dataclass
+class AxisMap:
+    """Where the entries along one axis of a new array come from.
+
+    Attributes:
+        src: for each new index, the old index (``-1``: none).
+        scale: optional factor per new index (Net2Net's split of outgoing weights).
+        zero: optional mask of new indices whose entries are set to zero across the whole array
+            (not left at their fresh values): the rows that read new input units.
+        offset: optional value added per new index after copying (e.g. lowering a copied bias).
+    """
+
+    src: np.ndarray
+    scale: Optional[np.ndarray] = None
+    zero: Optional[np.ndarray] = None
+    offset: Optional[np.ndarray] = None
+
+    @classmethod
+    def identity(cls, n: int) -> "AxisMap":
+        return cls(np.arange(n))
+
+
+@dataclass
+class Copy:
+    """A new array filled from the old array ``source`` through one :class:`AxisMap` per axis.
+
+    ``None`` for an axis means "same size, same order".
+    """
+
+    source: str
+    axes: Sequence[Optional[AxisMap]]
+
+    def _resolved(self, old_shape: tuple) -> list[AxisMap]:
+        return [a if a is not None else AxisMap.identity(d) for a, d in zip(self.axes, old_shape)]
+
+    def apply(self, old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        axes = self._resolved(old.shape)
+        if len(axes) != old.ndim or len(axes) != fresh.ndim:
+            raise ValueError(f"map for {self.source!r} has {len(axes)} axes, arrays have "
+                             f"{old.ndim} (old) and {fresh.ndim} (new)")
+        out = np.array(fresh, dtype=fresh.dtype, copy=True)
+        for ax, a in enumerate(axes):
+            if a.zero is not None and a.zero.any():
+                index = [slice(None)] * out.ndim
+                index[ax] = np.flatnonzero(a.zero)
+                out[tuple(index)] = 0
+        keep = [np.flatnonzero(a.src >= 0) for a in axes]
+        if all(k.size for k in keep):
+            block = old[np.ix_(*[a.src[k] for a, k in zip(axes, keep)])]
+            for ax, (a, k) in enumerate(zip(axes, keep)):
+                if a.scale is not None:
+                    shape = [1] * old.ndim
+                    shape[ax] = k.size
+                    block = block * a.scale[k].reshape(shape)
+            out[np.ix_(*keep)] = block
+        for ax, a in enumerate(axes):
+            if a.offset is not None:
+                shape = [1] * out.ndim
+                shape[ax] = out.shape[ax]
+                out += a.offset.reshape(shape).astype(out.dtype)
+        return out
+
+    def counts(self, old_shape: tuple, new_shape: tuple) -> tuple[int, int, int]:
+        """(copied, initialized, dropped) entry counts."""
+        axes = self._resolved(old_shape)
+        copied = int(np.prod([np.count_nonzero(a.src >= 0) for a in axes]))
+        used = int(np.prod([np.unique(a.src[a.src >= 0]).size for a in axes]))
+        return copied, int(np.prod(new_shape)) - copied, int(np.prod(old_shape)) - used
+
+
+@dataclass
+class Generated:
+    """A new array computed from its shape alone (an identity kernel, a zero bias)."""
+
+    make: Callable[[tuple, np.dtype], np.ndarray]
+    what: str = "generated"
+    shape: Optional[tuple] = None  # the array's shape, where the plan knows it before building
+
+    def apply(self, old, fresh: np.ndarray) -> np.ndarray:
+        return np.asarray(self.make(fresh.shape, fresh.dtype), dtype=fresh.dtype)
+
+    def counts(self, old_shape, new_shape) -> tuple[int, int, int]:
+        return 0, int(np.prod(new_shape)), 0
+
+
+@dataclass
+class Fresh:
+    """Keep the new layer's own initial value."""
+
+    source: Optional[str] = None
+    shape: Optional[tuple] = None
+
+    def apply(self, old, fresh: np.ndarray) -> np.ndarray:
+        return np.array(fresh, copy=True)
+
+    def counts(self, old_shape, new_shape) -> tuple[int, int, int]:
+        dropped = int(np.prod(old_shape)) if old_shape is not None else 0
+        return 0, int(np.prod(new_shape)), dropped
+
+
+ArrayMap = Copy | Generated | Fresh
+
+
+@dataclass
+class LayerStats:
+    copied: int = 0
+    initialized: int = 0
+    dropped: int = 0
+
+    def add(self, c: tuple[int, int, int]) -> None:
+        self.copied += c[0]
+        self.initialized += c[1]
+        self.dropped += c[2]
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    return np.zeros(shape, dtype)
