@@ -37,7 +37,9 @@ CHANGE_KEYS = ("old", "new", "axis", "init")
 
 def suggest(name: Any, choices) -> str:
     """`` Did you mean 'x'?`` for the closest valid name, or an empty string."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    name, choices = str(name), [str(c) for c in choices]
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    close = close or [c for c in choices if c and (name.startswith(c) or c.startswith(name))][:1]
     return f" Did you mean {close[0]!r}?" if close else ""
 
 

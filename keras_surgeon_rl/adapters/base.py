@@ -121,7 +121,11 @@ class KerasAdapter:
     def output_shape(self, node: Node, input_shapes: list[tuple]) -> tuple:
         layer = node.layer_class.from_config(dict(node.config))
         shapes = [(None,) + tuple(s) for s in input_shapes]
-        out = layer.compute_output_shape(shapes if node.call_as_list else shapes[0])
+        try:
+            out = layer.compute_output_shape(shapes if node.call_as_list else shapes[0])
+        except NotImplementedError:  # a custom layer: trace a symbolic call instead
+            ins = [self.keras.Input(shape=tuple(s)) for s in input_shapes]
+            out = layer(ins if node.call_as_list else ins[0]).shape
         out = out.as_list() if hasattr(out, "as_list") else list(out)
         return tuple(None if d is None else int(d) for d in out[1:])
 

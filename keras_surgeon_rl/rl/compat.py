@@ -3,7 +3,8 @@
 keras-rl2 was written for Keras 2 as ``tf.keras``. On TensorFlow 2.16 and newer ``tf.keras`` is
 Keras 3 unless ``TF_USE_LEGACY_KERAS=1`` is set *before* TensorFlow is first imported, and keras-rl2
 imports ``tensorflow.keras.__version__``, which tf-keras does not define. keras-rl2 also counts steps
-in ``np.int16``, which wraps after 32,767 steps under NumPy 2.
+in ``np.int16``, which wraps after 32,767 steps under NumPy 2, and a dueling ``DQNAgent`` cannot be
+compiled because tf-keras' safe mode refuses to clone its ``Lambda`` layer.
 
 Call :func:`setup` before anything imports TensorFlow, or import :mod:`keras_surgeon_rl.rl`, which
 calls it. Importing keras-rl2 disables eager execution for the whole process (keras-rl2 calls
@@ -51,6 +52,20 @@ class _WideIntNumpy(types.ModuleType):
         return getattr(np, name)
 
 
+def _clone_in_process_model(model, custom_objects={}):
+    """keras-rl2's ``clone_model`` for a model that lives in this process.
+
+    A dueling ``DQNAgent`` puts a Python ``lambda`` in its model and clones it through its config at
+    ``compile``; tf-keras refuses to deserialize lambdas unless safe mode is off. The model was built
+    in this process (no file is read), so the clone turns safe mode off for that one call.
+    """
+    import rl.util
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    with SafeModeScope(False):
+        return rl.util.clone_model(model, custom_objects)
+
+
 def setup():
     """Prepare the process for keras-rl2 and import it.
 
@@ -86,9 +101,11 @@ def setup():
     tk = importlib.import_module("tensorflow.keras")
     if not hasattr(tk, "__version__"):
         tk.__version__ = tf_keras.__version__
+    import rl.agents.dqn
     import rl.core
 
     rl.core.np = _WideIntNumpy()
+    rl.agents.dqn.clone_model = _clone_in_process_model
     _DONE = True
     logger.debug("keras-rl2 set up on tf_keras %s", tf_keras.__version__)
     return tf_keras

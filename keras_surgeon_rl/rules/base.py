@@ -157,8 +157,8 @@ def register_rule(layer: Any, rule: Rule) -> None:
     """Use ``rule`` for layers of class ``layer`` (a class or its class name).
 
     Args:
-        layer: a layer class or a class name such as ``"MyLayer"``. Names match the class name
-            exactly; subclasses of a known layer need a rule of their own.
+        layer: a layer class (matches that class only) or a class name such as ``"MyLayer"``
+            (matches any class of that name). Subclasses of a known layer need a rule of their own.
         rule: a :class:`Rule` instance.
 
     Example:
@@ -166,15 +166,16 @@ def register_rule(layer: Any, rule: Rule) -> None:
     """
     if not isinstance(rule, Rule):
         raise TypeError(f"register_rule expects a Rule instance, got {type(rule).__name__}")
-    name = layer if isinstance(layer, str) else layer.__name__
-    _REGISTRY[name] = rule
+    _REGISTRY[layer] = rule
 
 
 def rule_for(node: Node) -> Optional[Rule]:
-    """The rule registered for the node's layer class, or ``None``."""
+    """The rule registered for the node's layer class (or, failing that, its class name), or ``None``."""
+    if node.layer_class is not None and node.layer_class in _REGISTRY:
+        return _REGISTRY[node.layer_class]
     return _REGISTRY.get(node.class_name)
 
 
 def registered() -> list[str]:
     """Names of the layer classes that have a rule, sorted."""
-    return sorted(_REGISTRY)
+    return sorted({k if isinstance(k, str) else k.__name__ for k in _REGISTRY})

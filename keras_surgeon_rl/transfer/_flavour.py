@@ -227,9 +227,30 @@ def input_shape(model: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in inputs[0].shape[1:])
 
 
-def predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """``model``'s outputs on ``x`` as a float64 NumPy array."""
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+def predict(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """``model``'s outputs on ``x`` as a float64 NumPy array.
+
+    Calls the model directly in eager mode (much faster than ``predict`` for small inputs);
+    tf_keras in graph mode (after keras-rl2 is imported) uses ``predict_on_batch``.
+    """
+    kind = flavour(model)
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start:start + batch_size]
+        if kind == "keras3":
+            out = module(kind).ops.convert_to_numpy(model(chunk, training=False))
+        elif _executing_eagerly():
+            out = model(chunk, training=False).numpy()
+        else:
+            out = model.predict_on_batch(chunk)
+        outputs.append(np.asarray(out, dtype=np.float64))
+    return np.concatenate(outputs)
+
+
+def _executing_eagerly() -> bool:
+    import tensorflow as tf
+
+    return tf.executing_eagerly()
 
 
 def default_optimizer(kind: Flavour, learning_rate: float) -> Any:

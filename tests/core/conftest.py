@@ -1,0 +1,54 @@
+"""Shared fixtures: every surgery test runs on Keras 3 and on tf_keras (Keras 2) models."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tf_keras  # noqa: E402  (eager stays on: keras-rl2 is never imported in this process)
+
+FLAVOURS = {"keras3": keras, "tf_keras": tf_keras}
+
+
+@pytest.fixture(params=list(FLAVOURS))
+def K(request):
+    """The Keras module of one flavour; models built from it are of that flavour."""
+    module = FLAVOURS[request.param]
+    module.utils.set_random_seed(0)
+    return module
+
+
+def randomize(model, seed=0):
+    """Give every weight random values (biases too), so copied weights are told apart from fresh ones."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            new = []
+            for w in ws:
+                v = rng.normal(0, 0.5, w.shape).astype(w.dtype)
+                if "variance" in str(w.shape) or (w.ndim == 1 and layer.__class__.__name__ == "BatchNormalization"):
+                    v = np.abs(v) + 0.5
+                new.append(v)
+            layer.set_weights(new)
+    return model
+
+
+def mlp(K, n_in=4, hidden=(8,), n_out=2, sequential=True, names=None, activation="relu"):
+    """A Dense MLP with named layers h0, h1, …, q."""
+    layers = [K.layers.Dense(w, activation=activation, name=f"h{i}") for i, w in enumerate(hidden)]
+    layers.append(K.layers.Dense(n_out, name="q"))
+    if sequential:
+        model = K.Sequential([K.Input((n_in,), name="obs")] + layers, name="mlp")
+    else:
+        x = inp = K.Input((n_in,), name="obs")
+        for layer in layers:
+            x = layer(x)
+        model = K.Model(inp, x, name="mlp")
+    return randomize(model)
+
+
+def weights_of(model):
+    return [w.copy() for w in model.get_weights()]
