@@ -304,10 +304,14 @@ class _Planner:
             config = rule.resize(config, len(units.new_ids))
         new_node = Node(node.name, node.class_name, node.layer_class, config, [p for p, _ in inbound],
                         node.call_as_list, dict(node.call_kwargs))
-        out_shape = tuple(node.output_shape)
+        ctx = Context(new_node, node, ins, units, self.spec.init, tuple(node.output_shape), tuple(node.output_shape))
+        rule.check(ctx)
         if changed:
-            out_shape = self.fw.output_shape(new_node, [t.shape for t in ins])
-        ctx = Context(new_node, node, ins, units, self.spec.init, out_shape, tuple(node.output_shape))
+            try:
+                ctx.out_shape = self.fw.output_shape(new_node, [t.shape for t in ins])
+            except Exception as e:  # the framework rejects the new shapes
+                raise SurgeryError(f"layer {node.name!r} ({node.class_name}) cannot take inputs of shape "
+                                   f"{[t.shape for t in ins]} after the change: {e}") from e
         self._finish(rule, ctx, "changed" if changed else "kept")
 
     def _insert(self, ins: Insertion, after: Node) -> None:
@@ -339,6 +343,7 @@ class _Planner:
             raise SurgeryError(f"insert after {after.name!r}: cannot place a {ins.layer} with config {config} "
                                f"on input shape {t.shape}: {e}") from e
         ctx = Context(node, None, [t], units, self.spec.init, out_shape, t.old_shape, insertion=ins)
+        rule.check(ctx)
         inserted_note(ctx, after.class_name, after.config)
         self._finish(rule, ctx, "inserted", alias_of=after.name)
 
@@ -350,7 +355,6 @@ class _Planner:
         return name
 
     def _finish(self, rule: Rule, ctx: Context, status: str, alias_of: Optional[str] = None) -> None:
-        rule.check(ctx)
         out = rule.output_ids(ctx)
         maps = rule.weight_maps(ctx)
         node = ctx.node

@@ -21,18 +21,26 @@ def K(request):
 
 
 def randomize(model, seed=0):
-    """Give every weight random values (biases too), so copied weights are told apart from fresh ones."""
+    """Give every weight random values (biases too), so copied weights are told apart from fresh ones.
+
+    Kernels get a standard deviation of 1/sqrt(fan-in), so activations stay of order one and a
+    float32 tolerance of 1e-5 means what it says; variances stay positive.
+    """
     rng = np.random.default_rng(seed)
     for layer in model.layers:
-        ws = layer.get_weights()
-        if ws:
-            new = []
-            for w in ws:
-                v = rng.normal(0, 0.5, w.shape).astype(w.dtype)
-                if "variance" in str(w.shape) or (w.ndim == 1 and layer.__class__.__name__ == "BatchNormalization"):
-                    v = np.abs(v) + 0.5
-                new.append(v)
-            layer.set_weights(new)
+        if not layer.weights:
+            continue
+        new = []
+        for var, w in zip(layer.weights, layer.get_weights()):
+            name = var.name.split("/")[-1]
+            if w.ndim >= 2:
+                v = rng.normal(0, 1 / np.sqrt(np.prod(w.shape[:-1])), w.shape)
+            elif "variance" in name or "gamma" in name:
+                v = rng.uniform(0.5, 1.5, w.shape)
+            else:
+                v = rng.normal(0, 0.3, w.shape)
+            new.append(v.astype(w.dtype))
+        layer.set_weights(new)
     return model
 
 
