@@ -303,6 +303,11 @@ class ObservationSubset(_Wrapper):
 
     def observation(self, observation):
         """The kept features of a full observation, as a new array."""
+        if isinstance(observation, tuple):
+            raise TypeError(
+                "ObservationSubset got a tuple observation: the wrapped environment seems to follow the "
+                "gymnasium API (reset() -> (observation, info)); wrap it in GymnasiumAdapter first."
+            )
         return np.asarray(observation)[self._index]
 
     def reset(self, **kwargs):

@@ -167,6 +167,12 @@ def test_adapter_rejects_the_old_gym_api():
         GymnasiumAdapter(_OldGymEnv()).reset()
 
 
+def test_subsets_of_unadapted_gym_026_envs_ask_for_the_adapter():
+    sub = ObservationSubset(_Gym026Env(), ["a", "b", "c"], ["b"])  # not a gymnasium.Env: not auto-wrapped
+    with pytest.raises(TypeError, match="wrap it in GymnasiumAdapter"):
+        sub.reset(seed=0)
+
+
 def test_adapter_survives_deepcopy():
     env = GymnasiumAdapter("CartPole-v1", seed=0)
     env.reset()
@@ -356,7 +362,8 @@ def test_lunar_lander_action_ids_name_the_right_engines():
 
 
 def test_make_env_composes_the_wrappers():
-    env = make_env("Acrobot-v1", seed=9, features=["theta1_dot", "cos_theta1"], actions=["torque-1", "torque+1"])
+    env = make_env("Acrobot-v1", seed=9, features=["theta1_dot", "cos_theta1"],
+                   actions=["torque-1", "torque+1"])
     assert isinstance(env, ActionSubset) and isinstance(env.env, ObservationSubset)
     assert isinstance(env.env.env, GymnasiumAdapter)
     assert env.feature_ids == ["theta1_dot", "cos_theta1"]  # reached through the wrappers

@@ -52,6 +52,13 @@ class Countdown(gymnasium.Env):
 
 
 def test_compat_widens_the_step_counter_of_rl_core():
+    wrapped = np.int16(INT16_MAX)
+    with np.errstate(over="ignore"):
+        wrapped += 1  # keras-rl2's `self.step += 1` on its own np.int16 counter
+    assert wrapped == -32_768
+    widened = rl.core.np.int16(INT16_MAX)
+    widened += 1
+    assert widened == 32_768
     assert rl.core.np.int16 is np.int64
     assert rl.core.np.float32 is np.float32  # everything else is NumPy's own
     assert np.int16 is not np.int64  # NumPy itself is untouched
