@@ -11,7 +11,9 @@ from keras_surgeon_rl import surgeon
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.rules import PassThrough, Rule, register_rule
 from keras_surgeon_rl.spec import Spec
+from keras_surgeon_rl.unit_ids import get_unit_ids, set_unit_ids
 
 __version__ = "0.1.0"
 
-__all__ = ["surgeon", "SurgeryError", "Spec", "Rule", "PassThrough", "register_rule", "__version__"]
+__all__ = ["surgeon", "SurgeryError", "Spec", "Rule", "PassThrough", "register_rule", "get_unit_ids",
+           "set_unit_ids", "__version__"]

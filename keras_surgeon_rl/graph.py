@@ -65,6 +65,8 @@ class Graph:
         outputs: names of the nodes whose outputs are the model's outputs, in order.
         sequential: the model is a ``Sequential``.
         flavour: ``"keras3"`` or ``"tf_keras"``.
+        unit_ids: IDs the model carries (:mod:`keras_surgeon_rl.unit_ids`): ``{"inputs": {name:
+            ids}, "layers": {name: ids}}``; everything else counts ``0..n-1``.
     """
 
     name: str
@@ -73,6 +75,7 @@ class Graph:
     outputs: list[str]
     sequential: bool
     flavour: str
+    unit_ids: dict = field(default_factory=lambda: {"inputs": {}, "layers": {}})
 
     def consumers(self, name: str) -> list[str]:
         return [n.name for n in self.nodes.values() if name in n.inbound]

@@ -41,6 +41,7 @@ class LayerPlan:
     old: Optional[Node]
     maps: dict[str, ArrayMap]
     report: LayerReport
+    units_ids: Optional[list] = None  # an inserted layer's unit IDs
 
 
 @dataclass
@@ -149,7 +150,9 @@ class _Planner:
         for node in g.nodes.values():
             rule = rule_for(node)
             if rule is not None and rule.owns_units:
-                old_ids[node.name] = list(node.config.get("_unit_ids") or range(rule.unit_count(node.config)))
+                n = rule.unit_count(node.config)
+                carried = g.unit_ids["layers"].get(node.name)
+                old_ids[node.name] = list(carried) if carried is not None and len(carried) == n else list(range(n))
         changes: dict[str, IdChange] = {}
         for out, change in spec.outputs.items():
             owner = self._owner_of_output(out)
@@ -243,6 +246,11 @@ class _Planner:
         outputs = [self.alias[o] for o in self.g.outputs]
         new = Graph(self.g.name, self.nodes, list(self.g.inputs), [p for p, _ in outputs],
                     self.g.sequential, self.g.flavour)
+        new.unit_ids = {
+            "inputs": {n: list(t.ids) for n, t in self.inputs.items()},
+            "layers": {n: list(self.units[n].new_ids) if n in self.units else list(lp.units_ids)
+                       for n, lp in self.layers.items() if n in self.units or lp.units_ids is not None},
+        }
         report = Report(self.g.name, self.rows)
         return Plan(self.g, new, self.layers, self.inputs, [t for _, t in outputs], report, self.spec)
 
@@ -256,7 +264,13 @@ class _Planner:
         width = shape[axis]
         if width is None:
             raise SurgeryError(f"input {node.name!r} has no fixed size on its unit axis {axis + 1}: {shape}")
-        old = change.old if change.old is not None else list(range(width))
+        carried = self.g.unit_ids["inputs"].get(node.name)
+        if change.old is not None:
+            old = change.old
+        elif carried is not None and len(carried) == width:
+            old = list(carried)
+        else:
+            old = list(range(width))
         if len(old) != width:
             raise SurgeryError(f"inputs[{node.name!r}].old lists {len(old)} IDs, but the input has {width} "
                                f"features on axis {axis + 1} (shape {shape}); list one ID per feature, in order")
@@ -373,7 +387,8 @@ class _Planner:
                 stats.add(m.counts(None, m.shape))
         self.nodes[node.name] = node
         self.alias[alias_of or node.name] = (node.name, out)
-        self.layers[node.name] = LayerPlan(node, ctx.old, maps, None)
+        self.layers[node.name] = LayerPlan(node, ctx.old, maps, None,
+                                           list(ctx.units.new_ids) if ctx.insertion and ctx.units else None)
         row = LayerReport(node.name, node.class_name, status, ctx.old_out_shape if ctx.old else None,
                           node.output_shape, stats, list(ctx.notes))
         self.layers[node.name].report = row

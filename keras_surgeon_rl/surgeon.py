@@ -21,6 +21,7 @@ from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
 from keras_surgeon_rl.planner import LayerPlan, Plan, make_plan
 from keras_surgeon_rl.report import Report
+from keras_surgeon_rl.unit_ids import set_unit_ids
 from keras_surgeon_rl.weights import Copy, Fresh, LayerStats
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ def transplant(old_model, spec):
     Returns:
         A new model of the same flavour (Sequential stays Sequential when the result is a chain).
         It shares no layer or weight with ``old_model``. Its ``surgery_report`` attribute holds
-        the per-layer :class:`~keras_surgeon_rl.report.Report`.
+        the per-layer :class:`~keras_surgeon_rl.report.Report`, and it carries the unit IDs of its
+        inputs and layers (:func:`keras_surgeon_rl.unit_ids.get_unit_ids`), so a later spec can omit
+        ``old``.
 
     Example:
         >>> new = transplant(model, {"units": {"hidden": 32}})
@@ -64,6 +67,7 @@ def transplant(old_model, spec):
     p = make_plan(adapter.read(old_model), spec, adapter)
     new_model = adapter.build(p.new)
     _fill(p, adapter, new_model, strict=True)
+    set_unit_ids(new_model, inputs=p.new.unit_ids["inputs"], layers=p.new.unit_ids["layers"], replace=True)
     new_model.surgery_report = p.report
     logger.info("surgery on %r: %s parameters copied, %s initialized, %s dropped", old_model.name,
                 p.report.totals.copied, p.report.totals.initialized, p.report.totals.dropped)

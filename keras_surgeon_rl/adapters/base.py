@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node
+from keras_surgeon_rl.unit_ids import get_unit_ids
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,14 @@ class KerasAdapter:
     def read(self, model) -> Graph:
         """The model as a :class:`Graph` (configs, weights as NumPy copies, connections)."""
         if isinstance(model, self.keras.Sequential):
-            return self._read_sequential(model)
-        if getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
+            graph = self._read_sequential(model)
+        elif getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
             raise SurgeryError(f"model {model.name!r} is a subclassed or unbuilt model with no layer graph; "
                                "the surgeon works on Functional and built Sequential models")
-        return self._read_functional(model)
+        else:
+            graph = self._read_functional(model)
+        graph.unit_ids = get_unit_ids(model)
+        return graph
 
     def _input_node(self, tensor, name: str) -> Node:
         shape = tuple(tensor.shape)[1:]

@@ -214,3 +214,21 @@ def test_window_length_flatten_adds_feature_columns_for_every_frame(K):
     x_new = np.random.default_rng(6).normal(size=(16, 3, 4)).astype("float32")
     x_new[:, :, [1, 2]] = x
     np.testing.assert_allclose(old.predict(x, verbose=0), new.predict(x_new, verbose=0), atol=TOL)
+
+
+def test_unit_ids_travel_with_the_result(K):
+    from keras_surgeon_rl import get_unit_ids, set_unit_ids
+
+    old = mlp(K, n_in=2, hidden=(8,))
+    set_unit_ids(old, inputs={"obs": ["x_dot", "theta"]}, layers={"q": ["left", "right"]})
+    first = surgeon.transplant(old, {"inputs": {"new": ["x_dot", "theta", "x"]}, "units": {"h0": 10}})
+    ids = get_unit_ids(first)
+    assert ids["inputs"]["obs"] == ["x_dot", "theta", "x"]
+    assert ids["layers"]["h0"] == list(range(10)) and ids["layers"]["q"] == ["left", "right"]
+    # a later surgery names only what is new
+    spec = {"inputs": {"new": ["x", "x_dot", "theta", "theta_dot"]}, "outputs": {"new": ["right", "left", "noop"]}}
+    second = surgeon.transplant(first, spec)
+    assert surgeon.verify(first, second, spec) <= TOL
+    x = np.random.default_rng(7).normal(size=(16, 3)).astype("float32")
+    x2 = np.concatenate([x[:, [2, 0, 1]], np.zeros((16, 1), "float32")], axis=1)
+    np.testing.assert_allclose(second.predict(x2, verbose=0)[:, :2], first.predict(x, verbose=0)[:, ::-1], atol=TOL)
