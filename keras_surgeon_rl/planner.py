@@ -220,6 +220,13 @@ class _Planner:
                                        f"unit of {name!r}; old units: {old}.{suggest(init.copy_of, old)}")
                 src[j] = k
                 offset[j] = init.bias_offset
+            elif init.kind == "keep_greedy":
+                kept = [k for k in index_of(old, new) if k >= 0]
+                if not kept:
+                    raise SurgeryError(f"outputs init for {new[j]!r}: keep_greedy copies a kept unit of {name!r}, "
+                                       "but no old unit is kept")
+                src[j] = kept[0]
+                offset[j] = init.bias_offset
         return Units(old, new, src, np.ones(len(new)), zero, offset)
 
     @staticmethod

@@ -12,7 +12,9 @@ Keys:
         with one input). ``"axis"`` may name the unit axis (default: last; ``1`` for channels-first).
     outputs: the same for the model's outputs, keyed by output layer name; ``"init"`` says how new
         output units start: ``"random"`` (the layer's initializer, default), ``"zeros"``,
-        ``"copy:<id>"`` or ``{"copy": id, "bias_offset": -1.0}``, or a dict from new ID to one of those.
+        ``"copy:<id>"``, ``{"copy": id, "bias_offset": -1.0}``, ``"keep_greedy"`` (a copy of a kept
+        unit, lowered by a margin: the argmax never changes) or ``{"keep_greedy": margin}``, or a dict
+        from new ID to one of those.
     units: ``{layer_name: n}`` resizes a hidden layer (new IDs appended), ``{layer_name: [ids]}``
         lists its units (drop, keep, permute, add).
     insert: ``[{"after": layer_name, "layer": "Dense" | "Conv2D" | "Conv1D", "init": …, **config}]``.
@@ -67,7 +69,13 @@ def id_list(value: Any, where: str) -> list:
 
 @dataclass
 class NewUnitInit:
-    """How one new output unit starts: ``kind`` is ``random``, ``zeros`` or ``copy``."""
+    """How one new output unit starts.
+
+    ``kind`` is ``random`` (the layer's initializer), ``zeros``, ``copy`` (the weights of the old
+    unit ``copy_of``, bias plus ``bias_offset``) or ``keep_greedy`` (a copy of the first kept old
+    unit with its bias lowered by ``margin``: the new unit is below that unit on every input, so
+    the argmax over the outputs, a Q-network's greedy action, never changes).
+    """
 
     kind: str = "random"
     copy_of: Hashable = None
@@ -79,6 +87,13 @@ class NewUnitInit:
             return value
         if value in ("random", "zeros"):
             return cls(value)
+        if value == "keep_greedy":
+            return cls("keep_greedy", bias_offset=-1.0)
+        if isinstance(value, dict) and set(value) == {"keep_greedy"}:
+            margin = float(value["keep_greedy"])
+            if margin <= 0:
+                raise SurgeryError(f"{where}: the keep_greedy margin must be positive, got {margin}")
+            return cls("keep_greedy", bias_offset=-margin)
         if isinstance(value, str) and value.startswith("copy:"):
             return cls("copy", value[len("copy:"):])
         if isinstance(value, dict) and "copy" in value:
@@ -88,7 +103,7 @@ class NewUnitInit:
                                    "'copy' and 'bias_offset'")
             return cls("copy", _hashable(value["copy"]), float(value.get("bias_offset", 0.0)))
         raise SurgeryError(f"{where}: {value!r} is not a new-unit init; use 'random', 'zeros', "
-                           "'copy:<id>' or {'copy': id, 'bias_offset': -1.0}")
+                           "'copy:<id>', {'copy': id, 'bias_offset': -1.0}, 'keep_greedy' or {'keep_greedy': margin}")
 
 
 @dataclass
@@ -116,7 +131,7 @@ class IdChange:
         inits: dict = {}
         raw = value.get("init")
         if raw is not None:
-            if isinstance(raw, dict) and "copy" not in raw:
+            if isinstance(raw, dict) and "copy" not in raw and "keep_greedy" not in raw:
                 inits = {_hashable(k): NewUnitInit.parse(v, f"{where}.init[{k!r}]") for k, v in raw.items()}
             else:
                 inits = {"*": NewUnitInit.parse(raw, f"{where}.init")}

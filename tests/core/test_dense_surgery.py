@@ -232,3 +232,15 @@ def test_unit_ids_travel_with_the_result(K):
     x = np.random.default_rng(7).normal(size=(16, 3)).astype("float32")
     x2 = np.concatenate([x[:, [2, 0, 1]], np.zeros((16, 1), "float32")], axis=1)
     np.testing.assert_allclose(second.predict(x2, verbose=0)[:, :2], first.predict(x, verbose=0)[:, ::-1], atol=TOL)
+
+
+def test_keep_greedy_output_init_never_changes_the_argmax(K):
+    old = mlp(K, n_out=3)
+    spec = {"outputs": {"old": ["a", "b", "c"], "new": ["c", "n1", "a", "n2"], "init": {"keep_greedy": 0.01}}}
+    new = surgeon.transplant(old, spec)
+    x = np.random.default_rng(8).normal(size=(2000, 4)).astype("float32") * 3
+    yo, yn = old.predict(x, verbose=0), new.predict(x, verbose=0)
+    kept_best = np.array(["a", "b", "c"])[np.argmax(yo[:, [0, 2]], axis=1) * 2]
+    new_best = np.array(["c", "n1", "a", "n2"])[np.argmax(yn, axis=1)]
+    np.testing.assert_array_equal(new_best, kept_best)
+    np.testing.assert_allclose(yn[:, 1], yn[:, 0] - 0.01, atol=TOL)  # a copy of the first kept unit, 'c'
