@@ -20,6 +20,7 @@ from keras_surgeon_rl.rl.envs import (  # noqa: E402
     ObservationSubset,
     make_env,
 )
+from keras_surgeon_rl.rl.resume import action_ids, network_of, resume_dqn  # noqa: E402
 
 __all__ = [
     "ACROBOT_ACTIONS",
@@ -32,6 +33,9 @@ __all__ = [
     "GymnasiumAdapter",
     "ObservationSubset",
     "make_env",
+    "resume_dqn",
+    "action_ids",
+    "network_of",
     "setup",
     "tf_keras",
 ]

@@ -1,0 +1,220 @@
+"""Resume a keras-rl2 ``DQNAgent`` on a changed network: ``resume_dqn(old_agent, spec)``.
+
+The online and the target network go through :func:`keras_surgeon_rl.surgeon.transplant`; a new
+``DQNAgent`` gets the old one's settings, ``nb_actions`` from the new output IDs, a fresh optimizer
+of the old one's class and config, and the replay memory when it still fits.
+
+Action IDs are the units of the Q-network's output: ``spec["outputs"] = {"old": [...], "new":
+[...]}`` adds, removes or reorders actions. New actions start as ``"keep_greedy"`` unless the spec
+says otherwise: a copy of a kept action's head with its bias lowered by a margin, so the greedy
+action is unchanged on every input. Beware ``"zeros"`` with negative rewards: a new action whose Q
+is 0 beats every learned (negative) Q-value, so the agent picks it almost always — the trap the
+original weight-transplant experiments reported.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Optional, Union
+
+import numpy as np
+from rl.agents.dqn import DQNAgent
+from rl.memory import Memory, SequentialMemory
+from rl.policy import Policy
+from rl.util import AdditionalUpdatesOptimizer
+
+from keras_surgeon_rl import surgeon
+from keras_surgeon_rl.errors import SurgeryError
+from keras_surgeon_rl.ids import index_of
+from keras_surgeon_rl.rl.compat import setup
+from keras_surgeon_rl.rl.memory import carry_memory
+from keras_surgeon_rl.spec import IdChange, Spec
+from keras_surgeon_rl.unit_ids import get_unit_ids, set_unit_ids
+
+logger = logging.getLogger(__name__)
+tf_keras = setup()
+
+VALUE_ID = "__value__"
+
+#: DQNAgent settings carried from the old agent; each can be overridden by keyword.
+SETTINGS = ("gamma", "batch_size", "nb_steps_warmup", "train_interval", "memory_interval",
+            "target_model_update", "delta_clip", "enable_double_dqn", "enable_dueling_network",
+            "dueling_type", "processor", "custom_model_objects")
+
+
+def agent_settings(agent: DQNAgent) -> dict:
+    """The constructor settings of a ``DQNAgent`` (without model, memory and policies)."""
+    return {k: getattr(agent, k) for k in SETTINGS}
+
+
+def clone_policy(policy: Policy) -> Policy:
+    """A copy of a keras-rl2 policy with the same settings and no agent attached."""
+    new = copy.copy(policy)
+    new.__dict__ = {k: (clone_policy(v) if isinstance(v, Policy) else copy.copy(v))
+                    for k, v in policy.__dict__.items() if k != "agent"}
+    return new
+
+
+def fresh_optimizer(agent: DQNAgent):
+    """A new optimizer of the agent's optimizer class and config (its slot state is not kept)."""
+    opt = agent.trainable_model.optimizer
+    if isinstance(opt, AdditionalUpdatesOptimizer):  # soft target updates wrap the user's optimizer
+        opt = opt.optimizer
+    return type(opt).from_config(opt.get_config())
+
+
+def network_of(agent: DQNAgent, target: bool = False):
+    """The part of an agent's network that surgery works on, carrying the agent's unit IDs.
+
+    For a plain agent, its model. For a dueling agent, the model up to the dueling head
+    (``Dense(nb_actions + 1)``, whose units are ``[V, A(a1), A(a2), …]``), without keras-rl2's
+    ``Lambda`` that combines them.
+    """
+    model = agent.target_model if target else agent.model
+    if not agent.enable_dueling_network:
+        return model
+    view = tf_keras.Model(model.inputs, model.layers[-2].output, name=f"{model.name}_to_dueling_head")
+    ids = get_unit_ids(agent.model)
+    set_unit_ids(view, inputs=ids["inputs"], layers=ids["layers"])
+    return view
+
+
+def action_ids(agent: DQNAgent) -> list:
+    """The agent's action IDs: those its model carries, else ``0..nb_actions-1``."""
+    dueling = agent.enable_dueling_network
+    head = agent.model.layers[-2 if dueling else -1].name
+    carried = get_unit_ids(agent.model)["layers"].get(head)
+    if carried is None:
+        return list(range(agent.nb_actions))
+    return [a for a in carried if a != VALUE_ID] if dueling else list(carried)
+
+
+def _action_change(agent: DQNAgent, spec: Spec, network) -> tuple[str, IdChange]:
+    """The output layer name and the action IDs (old and new) the spec asks for."""
+    out_name = network.layers[-1].name
+    given = dict(spec.outputs)
+    if len(given) > 1:
+        raise SurgeryError(f"a Q-network has one output; the spec names {sorted(map(str, given))}")
+    change = next(iter(given.values())) if given else IdChange()
+    old = change.old or action_ids(agent)
+    if len(old) != agent.nb_actions:
+        raise SurgeryError(f"outputs.old lists {len(old)} action IDs, but the agent has {agent.nb_actions} actions")
+    new = change.new if change.new is not None else old
+    init = change.new_unit_init or {"*": "keep_greedy"}
+    return out_name, IdChange(list(old), list(new), None, {k: v for k, v in init.items()})
+
+
+def _network_spec(agent: DQNAgent, spec: Spec, network) -> tuple[dict, list, list]:
+    out_name, change = _action_change(agent, spec, network)
+    old, new = change.old, change.new
+    if agent.enable_dueling_network:
+        old, new = [VALUE_ID] + old, [VALUE_ID] + new
+    from keras_surgeon_rl.spec import NewUnitInit
+
+    init = {k: (v if isinstance(v, NewUnitInit) else NewUnitInit.parse(v, "outputs.init"))
+            for k, v in change.new_unit_init.items()}
+    kept = [a for a in change.new if a in change.old]
+    for k, v in init.items():
+        if v.kind == "keep_greedy":  # copy a kept *action* (for dueling heads, not the value unit)
+            if not kept:
+                raise SurgeryError("keep_greedy init copies a kept action, but the spec keeps none; "
+                                   "give new actions 'random', 'zeros' or 'copy:<id>'")
+            init[k] = NewUnitInit("copy", kept[0], v.bias_offset)
+    net_spec = Spec(inputs=dict(spec.inputs), outputs={out_name: IdChange(old, new, None, init)},
+                    units=dict(spec.units), insert=list(spec.insert), delete=list(spec.delete), init=spec.init)
+    return net_spec, change.old, change.new
+
+
+def _agent_model(network, dueling: bool, nb_actions: int):
+    """The model to hand to ``DQNAgent``: for dueling, a stand-in last layer it will replace."""
+    if not dueling:
+        return network
+    hidden = network.layers[-2].output
+    stand_in = tf_keras.layers.Dense(nb_actions, name="replaced_by_dueling_head")(hidden)
+    return tf_keras.Model(network.inputs, stand_in, name=network.name)
+
+
+def _copy_into(agent_model, network, dueling: bool) -> None:
+    """Weights of ``network`` into an agent model built from it (the dueling head by position)."""
+    for layer in network.layers:
+        if not layer.weights:
+            continue
+        if dueling and layer is network.layers[-1]:
+            agent_model.layers[-2].set_weights(layer.get_weights())
+        else:
+            agent_model.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "auto",
+               policy: Optional[Policy] = None, test_policy: Optional[Policy] = None, optimizer=None,
+               metrics: Optional[list] = None, **overrides) -> DQNAgent:
+    """A new ``DQNAgent`` on the changed network, compiled and ready for ``fit``.
+
+    Args:
+        old_agent: a compiled keras-rl2 ``DQNAgent`` (plain, double or dueling); never modified.
+        spec: the surgery spec (see :mod:`keras_surgeon_rl.spec`); ``outputs`` holds the action IDs.
+            For a model with ``window_length > 1`` (input ``(window, features)``) new features are
+            added to every frame.
+        memory: ``"auto"`` (carry the replay memory over when the observation shape is unchanged,
+            else start empty), ``"carry"`` (carry or fail), ``"fresh"``, or a keras-rl2 memory.
+            Carried actions are renumbered by ID; transitions of removed actions are never sampled.
+        policy, test_policy: policies for the new agent (default: copies of the old ones).
+        optimizer: optimizer for the new agent (default: a fresh one of the old one's class and
+            config; its slot state, e.g. Adam's moments, starts anew).
+        metrics: metrics for ``compile`` (keras-rl2 always adds ``mean_q``).
+        **overrides: any of :data:`SETTINGS` to change (e.g. ``nb_steps_warmup=0``).
+
+    Returns:
+        The new agent. Its model carries the unit IDs of features and actions.
+
+    Example:
+        >>> new_agent = resume_dqn(agent, {"inputs": {"old": ["x_dot", "theta"],
+        ...                                           "new": ["x", "x_dot", "theta", "theta_dot"]}})
+        >>> new_agent.fit(env, nb_steps=10_000)
+    """
+    if not getattr(old_agent, "compiled", False):
+        raise SurgeryError("resume_dqn needs a compiled DQNAgent (it reads the optimizer and target network)")
+    unknown = set(overrides) - set(SETTINGS)
+    if unknown:
+        raise TypeError(f"resume_dqn got unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+    spec = Spec.parse(spec)
+    settings = {**agent_settings(old_agent), **overrides}
+    dueling = bool(settings["enable_dueling_network"])
+    if dueling != old_agent.enable_dueling_network:
+        raise SurgeryError("resume_dqn keeps the dueling setting of the old agent; build a new agent to change it")
+
+    online = network_of(old_agent)
+    net_spec, old_actions, new_actions = _network_spec(old_agent, spec, online)
+    new_online = surgeon.transplant(online, net_spec)
+    new_target = surgeon.transplant(network_of(old_agent, target=True), net_spec)
+    logger.info("resume_dqn: online network\n%s", new_online.surgery_report)
+
+    action_map = index_of(new_actions, old_actions)
+    same_obs = tuple(new_online.inputs[0].shape[1:]) == tuple(online.inputs[0].shape[1:])
+    if isinstance(memory, Memory):
+        new_memory = memory
+    elif memory == "fresh" or (memory == "auto" and not same_obs):
+        new_memory = SequentialMemory(old_agent.memory.limit, window_length=old_agent.memory.window_length,
+                                      ignore_episode_boundaries=old_agent.memory.ignore_episode_boundaries)
+    elif memory in ("auto", "carry"):
+        if not same_obs:
+            raise SurgeryError("memory='carry': the observation shape changed "
+                               f"({tuple(online.inputs[0].shape[1:])} → {tuple(new_online.inputs[0].shape[1:])}), "
+                               "so stored observations no longer fit; use memory='fresh'")
+        new_memory = carry_memory(old_agent.memory, action_map)
+    else:
+        raise SurgeryError(f"memory={memory!r}: use 'auto', 'carry', 'fresh' or a keras-rl2 Memory")
+
+    model = _agent_model(new_online, dueling, len(new_actions))
+    agent = DQNAgent(model=model, nb_actions=len(new_actions), memory=new_memory,
+                     policy=policy or clone_policy(old_agent.policy),
+                     test_policy=test_policy or clone_policy(old_agent.test_policy), **settings)
+    _copy_into(agent.model, new_online, dueling)
+    agent.compile(optimizer or fresh_optimizer(old_agent), metrics=list(metrics or []))
+    _copy_into(agent.target_model, new_target, dueling)
+    ids = get_unit_ids(new_online)
+    if dueling:  # keras-rl2 built its own head layer, under another name
+        ids["layers"][agent.model.layers[-2].name] = ids["layers"].pop(new_online.layers[-1].name)
+    set_unit_ids(agent.model, inputs=ids["inputs"], layers=ids["layers"], replace=True)
+    return agent
