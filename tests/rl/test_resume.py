@@ -24,7 +24,7 @@ def q_net(n_obs, n_actions, hidden=(16,), window=1):
     return tf_keras.Sequential(layers, name="qnet")
 
 
-def trained_agent(env, n_obs, n_actions, steps=300, window=1, hidden=(16,), **kwargs):
+def trained_agent(env, n_obs, n_actions, steps=150, window=1, hidden=(16,), **kwargs):
     agent = DQNAgent(model=q_net(n_obs, n_actions, hidden, window), nb_actions=n_actions,
                      memory=SequentialMemory(limit=5000, window_length=window), nb_steps_warmup=50,
                      target_model_update=1e-2, policy=BoltzmannQPolicy(), **kwargs)
@@ -119,7 +119,7 @@ def test_acrobot_add_action_keeps_greedy_policy_and_remaps_memory():
 
 def test_removed_action_transitions_are_never_sampled():
     env = make_env("Acrobot-v1", seed=0)
-    old = trained_agent(env, 6, 3, steps=200)
+    old = trained_agent(env, 6, 3, steps=150)
     spec = {"outputs": {"old": ACROBOT_ACTIONS, "new": ["torque+1", "torque-1"]}}
     new = resume_dqn(old, spec)
     removed = [i for i in range(old.memory.nb_entries) if old.memory.actions[i] == 1]
@@ -189,7 +189,7 @@ def test_bad_resume_requests_are_refused():
 
 def test_keras_rl2_weight_file_is_a_starting_point(tmp_path):
     env = make_env("CartPole-v1", seed=0)
-    trained = trained_agent(env, 4, 2, steps=200)
+    trained = trained_agent(env, 4, 2, steps=120)
     path = str(tmp_path / "dqn_weights.h5")
     trained.save_weights(path)
     # months later: rebuild the same agent, load keras-rl2's file, resume on a wider network
