@@ -24,6 +24,8 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
+from keras_surgeon_rl.adapters.base import short_name
+
 logger = logging.getLogger(__name__)
 
 Flavour = Literal["keras3", "tf_keras"]
@@ -64,14 +66,9 @@ def module(kind: Flavour):
     return importlib.import_module("keras" if kind == "keras3" else "tf_keras")
 
 
-def _short_name(variable: Any) -> str:
-    """``kernel`` for Keras 3 ``kernel`` and tf_keras ``dense_1/kernel:0``."""
-    return str(variable.name).split("/")[-1].split(":")[0]
-
-
 def weight_names(layer: Any) -> list[str]:
     """Short names (``kernel``, ``bias``, ...) of ``layer.weights``, in ``get_weights`` order."""
-    return [_short_name(v) for v in layer.weights]
+    return [short_name(v) for v in layer.weights]
 
 
 def parameter_mask(layer: Any) -> list[bool]:
@@ -135,8 +132,8 @@ def optimizer_knows(optimizer: Any, variables: list[Any]) -> bool:
 
 def _usable_optimizer(model: Any, variables: list[Any]) -> Any:
     """``model.optimizer`` if it can update ``variables``, else a fresh copy of it."""
-    optimizer = _compile_args(model)["optimizer"]
-    if isinstance(optimizer, str) or optimizer_knows(optimizer, variables):
+    optimizer = model.optimizer  # the instance, also when compile was given a name like "adam"
+    if optimizer_knows(optimizer, variables):
         return optimizer
     logger.warning(
         "The optimizer %s of model %r was built on other variables than the ones now trainable; "
@@ -174,8 +171,6 @@ def recompile(model: Any) -> None:
         )
     args = _compile_args(model)
     args["optimizer"] = _usable_optimizer(model, list(model.trainable_weights))
-    if args.get("sample_weight_mode", "") is None:
-        args.pop("sample_weight_mode")
     model.compile(**args)
     logger.debug("re-compiled %r: %d trainable arrays", model.name, len(model.trainable_weights))
 

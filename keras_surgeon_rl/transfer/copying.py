@@ -4,7 +4,7 @@ The DQN layer-copying study initializes a new network with the first (or last) `
 trained one, frozen or free to train on. :func:`copy_layers` does that between any two Keras 3 or
 tf_keras models (also across the two), pairing weighted layers in order. It copies arrays whose
 shapes match exactly; when the two networks differ in width, map weights by unit ID with
-``keras_surgeon_rl.surgeon.transplant`` instead.
+``keras_surgeon_rl.surgeon.transplant`` (or ``transplant_weights``) instead.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def _check_pair(src_layer: Any, dst_layer: Any) -> None:
             f"Cannot copy layer {src_layer.name!r} ({type(src_layer).__name__}, weight shapes "
             f"{src_shapes}) onto layer {dst_layer.name!r} ({type(dst_layer).__name__}, weight shapes "
             f"{dst_shapes}): the shapes differ. copy_layers copies whole arrays; to move weights "
-            "between layers of different widths use keras_surgeon_rl.surgeon.transplant, which "
-            "maps weights by unit ID."
+            "between layers of different widths use keras_surgeon_rl.surgeon.transplant (or "
+            "transplant_weights(src, dst, spec) to fill an existing network), which maps weights "
+            "by unit ID."
         )
 
 

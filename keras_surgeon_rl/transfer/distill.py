@@ -61,7 +61,9 @@ def temperature_schedule(start: float = 0.1, stop: float = 0.5, step: float = 0.
         [0.1, 0.2, 0.3, 0.4, 0.5]
     """
     if start <= 0 or step <= 0 or stop < start:
-        raise ValueError(f"Expected 0 < start <= stop and step > 0, got start={start}, stop={stop}, step={step}.")
+        raise ValueError(
+            f"Expected 0 < start <= stop and step > 0, got start={start}, stop={stop}, step={step}."
+        )
     count = int(np.floor((stop - start) / step + 1e-9)) + 1
     return [round(start + i * step, 10) for i in range(count)]
 
@@ -205,7 +207,10 @@ def _match_actions(
     student_ids = list(range(n_student)) if student_actions is None else list(student_actions)
     for role, ids, n in (("teacher", teacher_ids, n_teacher), ("student", student_ids, n_student)):
         if len(ids) != n:
-            raise ValueError(f"{role}_actions lists {len(ids)} action IDs {ids}, but the {role} has {n} outputs.")
+            raise ValueError(
+                f"{role}_actions lists {len(ids)} action IDs {ids}, but the {role} has {n} outputs; "
+                "give one ID per output, in output order."
+            )
         if len(set(ids)) != len(ids):
             raise ValueError(f"{role}_actions has repeated action IDs: {ids}.")
     student_column = {action: i for i, action in enumerate(student_ids)}
@@ -255,7 +260,9 @@ def greedy_agreement(
     x = _states_array(states)
     q_teacher = _flavour.predict(teacher, _as_input(teacher, x))
     q_student = _flavour.predict(student, _as_input(student, x))
-    t_cols, s_cols = _match_actions(q_teacher.shape[-1], q_student.shape[-1], teacher_actions, student_actions)
+    t_cols, s_cols = _match_actions(
+        q_teacher.shape[-1], q_student.shape[-1], teacher_actions, student_actions
+    )
     return _agreement(q_teacher[:, t_cols], q_student[:, s_cols])
 
 
@@ -329,7 +336,8 @@ def distill(
     validation = None
     if validation_states is not None:
         x_val = _states_array(validation_states)
-        validation = (_flavour.predict(teacher, _as_input(teacher, x_val))[:, t_cols], _as_input(student, x_val))
+        q_val = _flavour.predict(teacher, _as_input(teacher, x_val))[:, t_cols]
+        validation = (q_val, _as_input(student, x_val))
 
     kind = _flavour.flavour(student)
     wrapper = _flavour.training_wrapper(student, tuple(x_student.shape[1:]))

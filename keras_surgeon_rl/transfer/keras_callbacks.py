@@ -29,18 +29,18 @@ class FreezeThawCallback(keras.callbacks.Callback):
     """Freeze-then-thaw in a Keras 3 ``model.fit``, counting train batches.
 
     At the start of ``fit`` all weighted layers but the last are frozen; they are thawed from the
-    output backwards as given by
-    :func:`keras_surgeon_rl.transfer.thaw_schedule`. Each change rebuilds the train function
-    (``model.make_train_function(force=True)``, as Keras documents for callbacks that change
-    ``trainable``), so it takes effect at the next batch. The optimizer is built at the start on
-    every variable the schedule will thaw, so thawing keeps its state (Adam moments, step count);
-    only if it was already built on fewer variables is it replaced, once, by a fresh optimizer of
-    the same class and config (logged as a warning).
+    output backwards as given by :func:`keras_surgeon_rl.transfer.thaw_schedule`. Each change
+    rebuilds the train function (``model.make_train_function(force=True)``, as Keras documents for
+    callbacks that change ``trainable``), so it takes effect at the next batch; there is no need to
+    re-compile. The optimizer is built at the start on every variable the schedule will thaw, so
+    thawing keeps its state (Adam moments, step count); only if it was already built on fewer
+    variables is it replaced, once, by a fresh optimizer of the same class and config (logged as a
+    warning).
 
     Batches are counted from the start of each ``fit`` call. The ``trainable`` flags are left as they
-    are when ``fit`` ends; ``model.compile`` records the flags it sees, so Keras warns about a
-    change if you ``evaluate`` or ``fit`` again without re-compiling: call
-    :func:`keras_surgeon_rl.transfer.recompile` then.
+    are when ``fit`` ends (all thawed once the schedule has run its course), and the model's train
+    function matches them. If you change flags yourself afterwards, call
+    :func:`keras_surgeon_rl.transfer.recompile` before the next ``fit``.
 
     Args:
         tl_end: fraction of the training steps over which the layers are thawed (default 0.25).

@@ -23,7 +23,7 @@ import keras_surgeon_rl.rl  # noqa: F401  (prepares keras-rl2; must precede Tens
 from rl.agents.dqn import mean_q  # noqa: E402
 from rl.callbacks import Callback  # noqa: E402
 
-from keras_surgeon_rl.transfer import _flavour  # noqa: E402
+from keras_surgeon_rl.rl.resume import fresh_optimizer  # noqa: E402
 from keras_surgeon_rl.transfer.layers import LayerSpec  # noqa: E402
 from keras_surgeon_rl.transfer.schedule import ThawPlan  # noqa: E402
 
@@ -71,9 +71,7 @@ def recompile_agent(agent: Any, metrics: list[Any] | None = None) -> None:
             f"SARSAAgent); got {type(agent).__name__} (compiled={getattr(agent, 'compiled', None)}). "
             "Compile it with `agent.compile(optimizer)` first, or re-compile other agents yourself."
         )
-    current = trainable_model.optimizer
-    current = getattr(current, "optimizer", current)  # unwrap keras-rl2's AdditionalUpdatesOptimizer
-    optimizer = _flavour.fresh_optimizer(current)
+    optimizer = fresh_optimizer(agent)  # same class and config, unwrapped from soft-update wrapper
     metrics = _user_metrics(trainable_model) if metrics is None else list(metrics)
     targets = {name: getattr(agent, name).get_weights() for name in _TARGETS if hasattr(agent, name)}
     agent.compile(optimizer, metrics=metrics)
@@ -107,7 +105,8 @@ class AgentFreezeThawCallback(Callback):
 
     Example:
         >>> agent.compile(tf_keras.optimizers.legacy.Adam(1e-3))  # doctest: +SKIP
-        >>> agent.fit(env, nb_steps=50_000, callbacks=[AgentFreezeThawCallback(tl_end=0.25)])  # doctest: +SKIP
+        >>> schedule = AgentFreezeThawCallback(tl_end=0.25)
+        >>> agent.fit(env, nb_steps=50_000, callbacks=[schedule])  # doctest: +SKIP
     """
 
     def __init__(
