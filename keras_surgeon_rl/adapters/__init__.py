@@ -13,12 +13,12 @@ from keras_surgeon_rl.errors import SurgeryError
 def adapter_for(model) -> KerasAdapter:
     """The adapter for ``model``'s flavour (Keras 3 or tf_keras)."""
     for cls in type(model).__mro__:
-        module = cls.__module__ or ""
-        if module.startswith("tf_keras"):
+        root = (cls.__module__ or "").split(".")[0]
+        if root == "tf_keras":
             from keras_surgeon_rl.adapters.tf_keras import TfKerasAdapter
 
             return TfKerasAdapter()
-        if module.startswith("keras"):
+        if root == "keras":
             from keras_surgeon_rl.adapters.keras3 import Keras3Adapter
 
             return Keras3Adapter()

@@ -201,3 +201,24 @@ def test_keras_rl2_weight_file_is_a_starting_point(tmp_path):
     states = random_states(4)
     np.testing.assert_array_equal(np.array(["left", "right", "noop"])[greedy(new, states)],
                                   np.array(["left", "right"])[greedy(trained, states)])
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_save_and_load_agent_then_resume_by_name(tmp_path, dueling):
+    from keras_surgeon_rl.rl.persist import load_agent, save_agent
+
+    kept = ["x_dot", "theta"]
+    env = make_env("CartPole-v1", seed=0, features=kept)
+    agent = trained_agent(env, 2, 2, steps=80, enable_dueling_network=dueling)
+    set_unit_ids(agent.model, inputs={agent.model.input_names[0]: kept})
+    save_agent(agent, tmp_path / "agent")
+    loaded = load_agent(tmp_path / "agent")
+    states = random_states(2)
+    np.testing.assert_allclose(loaded.compute_batch_q_values(states), agent.compute_batch_q_values(states), atol=1e-6)
+    np.testing.assert_allclose(loaded.target_model.predict_on_batch(states), agent.target_model.predict_on_batch(states),
+                               atol=1e-6)
+    assert (loaded.gamma, loaded.enable_dueling_network, type(loaded.policy).__name__) == (agent.gamma, dueling,
+                                                                                            "BoltzmannQPolicy")
+    # the saved feature names let the next surgery say only what is new
+    new = resume_dqn(loaded, {"inputs": {"new": CARTPOLE_FEATURES}})
+    np.testing.assert_array_equal(greedy(new, widen_states(states, kept, CARTPOLE_FEATURES)), greedy(agent, states))
