@@ -197,6 +197,11 @@ def verify(old_model, new_model, spec, x: Any = None, n: int = 256, seed: int = 
         dst[ax] = have
         xn[tuple(dst)] = np.take(xo, idx[have], axis=ax)
         new_xs.append(xn)
+    got = [tuple(t.shape)[1:] for t in new_model.inputs]
+    want = [p.inputs[n].shape for n in names]
+    if [tuple(None if d is None else int(d) for d in g) for g in got] != [tuple(w) for w in want]:
+        raise SurgeryError(f"the new model's inputs have shapes {got}, but the spec gives {want}; pass the model "
+                           "that this spec made (or the spec that made this model)")
     old_out, new_out = _predict(old_model, xs), _predict(new_model, new_xs)
     worst, shared_any = 0.0, False
     for t, yo, yn in zip(p.outputs, old_out, new_out):
