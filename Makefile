@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: demo test test-core test-rl bench clean
+.PHONY: demo test test-core test-rl test-backends bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,21 @@ demo: $(STAMP)
 
 # The Keras-3 tests and the keras-rl2 tests run in separate processes:
 # importing keras-rl2 disables eager execution for the whole process.
-test: test-core test-rl
+test: test-core test-rl test-backends
 
 test-core: $(STAMP)
 	$(PY) -m pytest tests/core -q
 
 test-rl: $(STAMP)
 	$(PY) -m pytest tests/rl -q
+
+# The output-comparison suites again on Keras 3's JAX and PyTorch backends.
+BACKEND_TESTS := tests/core/test_dense_surgery.py tests/core/test_conv_surgery.py \
+                 tests/core/test_isolation.py tests/core/test_properties.py
+
+test-backends: $(STAMP)
+	KERAS_BACKEND=jax $(PY) -m pytest $(BACKEND_TESTS) -q
+	KERAS_BACKEND=torch $(PY) -m pytest $(BACKEND_TESTS) -q
 
 bench: $(STAMP)
 	$(PY) bench/surgery.py

@@ -1,4 +1,8 @@
-"""Shared fixtures: every surgery test runs on Keras 3 and on tf_keras (Keras 2) models."""
+"""Shared fixtures: every surgery test runs on Keras 3 and on tf_keras (Keras 2) models.
+
+Under ``KERAS_BACKEND=jax`` or ``torch`` only Keras 3 runs (tf_keras is TensorFlow's), and TensorFlow
+is never imported by these fixtures.
+"""
 
 import os
 
@@ -7,9 +11,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tf_keras  # noqa: E402  (eager stays on: keras-rl2 is never imported in this process)
+from hypothesis import HealthCheck, settings  # noqa: E402
 
-FLAVOURS = {"keras3": keras, "tf_keras": tf_keras}
+BACKEND = keras.backend.backend()
+FLAVOURS = {"keras3": keras}
+if BACKEND == "tensorflow":
+    import tf_keras  # noqa: E402  (eager stays on: keras-rl2 is never imported in this process)
+
+    FLAVOURS["tf_keras"] = tf_keras
+
+# Property tests: 30 random cases on TensorFlow (both flavours), 10 on each other backend.
+settings.register_profile("surgery", max_examples=30 if BACKEND == "tensorflow" else 10, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("surgery")
 
 
 @pytest.fixture(params=list(FLAVOURS))
