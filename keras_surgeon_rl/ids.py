@@ -10,6 +10,8 @@ split; ``1`` otherwise). Everything here is plain NumPy.
 
 from __future__ import annotations
 
+import operator
+from collections import abc
 from dataclasses import dataclass, field
 from typing import Hashable, Sequence
 
@@ -138,20 +140,82 @@ def flatten(t: TensorIDs, channels_first: bool = False) -> TensorIDs:
     src = np.full(units.shape[0], -1, dtype=np.int64)
     src[inside] = np.ravel_multi_index(tuple(mapped[p][inside] for p in perm), old_permuted)
 
-    def pairs(coords, ids):
-        positions = np.delete(coords, t.axis, axis=0).T.tolist()
-        return [(tuple(p), ids[u]) for p, u in zip(positions, coords[t.axis].tolist())]
-
     return TensorIDs(
-        ids=pairs(new_coords, t.ids),
+        ids=FlatIDs(new_coords, t.axis, t.ids),
         src=src,
         scale=t.scale[units],
         shape=(units.shape[0],),
         axis=0,
-        old_ids=pairs(old_coords, t.old_ids),
+        old_ids=FlatIDs(old_coords, t.axis, t.old_ids),
         old_shape=(old_coords.shape[1],),
         fresh=t.fresh,
     )
+
+
+class FlatIDs(abc.Sequence):
+    """The ``(position, id)`` pairs of a flattened tensor, one per element, made when asked for.
+
+    A list of the pairs costs two Python tuples per element (a Nature-DQN Flatten has 3136, a
+    ResNet's can have 10^5), and surgery itself only needs ``src``; this sequence holds the
+    coordinates as one NumPy array and builds a pair on access. It compares equal to a list of the
+    same pairs and to another ``FlatIDs`` with the same pairs.
+
+    Args:
+        coords: ``rank × n`` coordinates of the elements in Flatten's order.
+        axis: the unit axis; its coordinate indexes ``ids``, the others form the position.
+        ids: the unit IDs along ``axis``.
+    """
+
+    __slots__ = ("_positions", "_units", "_ids")
+
+    def __init__(self, coords: np.ndarray, axis: int, ids: Sequence[Hashable]):
+        self._positions = np.delete(coords, axis, axis=0).T
+        self._units = np.ascontiguousarray(coords[axis])
+        self._ids = ids if isinstance(ids, (list, tuple)) else list(ids)
+
+    def __len__(self) -> int:
+        return int(self._units.shape[0])
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self._pair(i) for i in range(*k.indices(len(self)))]
+        n = len(self)
+        k = operator.index(k)
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError("FlatIDs index out of range")
+        return self._pair(k)
+
+    def _pair(self, k: int) -> tuple:
+        return tuple(self._positions[k].tolist()), self._ids[int(self._units[k])]
+
+    def __iter__(self):
+        ids = self._ids
+        for p, u in zip(self._positions.tolist(), self._units.tolist()):
+            yield tuple(p), ids[u]
+
+    def __contains__(self, item) -> bool:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], tuple)):
+            return False  # every element is a (position, id) pair: nothing else can be found
+        return any(x == item for x in self)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, FlatIDs):
+            if len(self) != len(other):
+                return False
+            if (np.array_equal(self._positions, other._positions) and np.array_equal(self._units, other._units)
+                    and list(self._ids) == list(other._ids)):
+                return True
+            return list(self) == list(other)
+        if isinstance(other, list):
+            return len(self) == len(other) and list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # mutable-sequence semantics, like the list it stands for
+
+    def __repr__(self) -> str:
+        return repr(list(self))
 
 
 def concatenate(parts: Sequence[TensorIDs]) -> TensorIDs:

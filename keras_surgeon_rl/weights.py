@@ -56,21 +56,29 @@ class Copy:
         if len(axes) != old.ndim or len(axes) != fresh.ndim:
             raise ValueError(f"map for {self.source!r} has {len(axes)} axes, arrays have "
                              f"{old.ndim} (old) and {fresh.ndim} (new)")
-        out = np.array(fresh, dtype=fresh.dtype, copy=True)
-        for ax, a in enumerate(axes):
-            if a.zero is not None and a.zero.any():
-                index = [slice(None)] * out.ndim
-                index[ax] = np.flatnonzero(a.zero)
-                out[tuple(index)] = 0
         keep = [np.flatnonzero(a.src >= 0) for a in axes]
+        if all(k.size == n for k, n in zip(keep, fresh.shape)):
+            # every entry is copied (the common case: an unchanged or only rewired array), so the
+            # fresh values and the zeroing would all be overwritten
+            out = np.empty(fresh.shape, dtype=fresh.dtype)
+        else:
+            out = np.array(fresh, dtype=fresh.dtype, copy=True)
+            for ax, a in enumerate(axes):
+                if a.zero is not None and a.zero.any():
+                    index = [slice(None)] * out.ndim
+                    index[ax] = np.flatnonzero(a.zero)
+                    out[tuple(index)] = 0
         if all(k.size for k in keep):
-            block = old[np.ix_(*[a.src[k] for a, k in zip(axes, keep)])]
+            # Whole blocks move by slicing (memcpy speed, no index arrays) wherever the indices along
+            # an axis are a contiguous run, which they are for kept, widened and appended units;
+            # only the other axes are gathered/scattered with index arrays.
+            block = _gather(old, [_as_run(a.src[k]) for a, k in zip(axes, keep)])
             for ax, (a, k) in enumerate(zip(axes, keep)):
                 if a.scale is not None:
                     shape = [1] * old.ndim
                     shape[ax] = k.size
                     block = block * a.scale[k].reshape(shape)
-            out[np.ix_(*keep)] = block
+            _scatter(out, [_as_run(k) for k in keep], block)
         for ax, a in enumerate(axes):
             if a.offset is not None:
                 shape = [1] * out.ndim
@@ -84,6 +92,36 @@ class Copy:
         copied = int(np.prod([np.count_nonzero(a.src >= 0) for a in axes]))
         used = int(np.prod([np.unique(a.src[a.src >= 0]).size for a in axes]))
         return copied, int(np.prod(new_shape)) - copied, int(np.prod(old_shape)) - used
+
+
+def _as_run(index: np.ndarray):
+    """``index`` as a ``slice`` when it is a contiguous ascending run of non-negative indices."""
+    n = index.size
+    if n == 0:
+        return index
+    start = int(index[0])
+    if start >= 0 and int(index[-1]) - start == n - 1 and (
+            n <= 2 or np.array_equal(index, np.arange(start, start + n))):
+        return slice(start, start + n)
+    return index
+
+
+def _gather(old: np.ndarray, index: list) -> np.ndarray:
+    """``old[np.ix_(*index)]`` with slices where given: a view when every axis is a slice."""
+    block = old[tuple(i if isinstance(i, slice) else slice(None) for i in index)]
+    for ax, i in enumerate(index):
+        if not isinstance(i, slice):
+            block = np.take(block, i, axis=ax)
+    return block
+
+
+def _scatter(out: np.ndarray, index: list, block: np.ndarray) -> None:
+    """``out[np.ix_(*index)] = block`` with slices where given."""
+    arrays = [ax for ax, i in enumerate(index) if not isinstance(i, slice)]
+    if len(arrays) <= 1:  # one index array among slices keeps its place: plain indexing is ix_
+        out[tuple(index)] = block
+    else:
+        out[np.ix_(*[np.arange(i.start, i.stop) if isinstance(i, slice) else i for i in index])] = block
 
 
 @dataclass

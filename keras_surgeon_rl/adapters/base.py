@@ -9,6 +9,7 @@ small subclasses :mod:`.keras3` and :mod:`.tf_keras`.
 from __future__ import annotations
 
 import logging
+import sys
 from collections import Counter
 from typing import Any
 
@@ -37,7 +38,10 @@ class KerasAdapter:
 
     # Reading ---------------------------------------------------------------------------------
     def read(self, model) -> Graph:
-        """The model as a :class:`Graph` (configs, weights as NumPy copies, connections)."""
+        """The model as a :class:`Graph` (configs, weights as NumPy copies, connections).
+
+        The weight arrays are read-only snapshots (:func:`snapshot`): copies in effect, without the copying.
+        """
         if isinstance(model, self.keras.Sequential):
             graph = self._read_sequential(model)
         elif getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
@@ -56,12 +60,7 @@ class KerasAdapter:
 
     def _layer_node(self, layer, inbound: list[str], call_as_list: bool, call_kwargs: dict) -> Node:
         config = {k: v for k, v in layer.get_config().items() if k not in _INPUT_SHAPE_KEYS}
-        variables = list(layer.weights)
-        values = layer.get_weights()
-        names = [short_name(v) for v in variables]
-        dup = {n for n, c in Counter(names).items() if c > 1}
-        names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
-        weights = [(n, np.array(w, copy=True)) for n, w in zip(names, values)]
+        weights = self.get_weights(layer)
         return Node(layer.name, type(layer).__name__, type(layer), config, inbound, call_as_list,
                     dict(call_kwargs), weights, self._output_shape_of(layer, config, inbound))
 
@@ -123,6 +122,9 @@ class KerasAdapter:
         return getattr(self.keras.layers, class_name)
 
     def output_shape(self, node: Node, input_shapes: list[tuple]) -> tuple:
+        fast = self._dense_output_shape(node, input_shapes)
+        if fast is not None:
+            return fast
         layer = node.layer_class.from_config(dict(node.config))
         shapes = [(None,) + tuple(s) for s in input_shapes]
         try:
@@ -132,6 +134,24 @@ class KerasAdapter:
             out = layer(ins if node.call_as_list else ins[0]).shape
         out = out.as_list() if hasattr(out, "as_list") else list(out)
         return tuple(None if d is None else int(d) for d in out[1:])
+
+    def _dense_output_shape(self, node: Node, input_shapes: list[tuple]) -> tuple | None:
+        """A resized or rewired Dense layer's output shape without building the layer (a Keras layer
+        costs milliseconds to construct, most of a small model's plan). Only for the framework's own
+        Dense with a complete config as ``get_config`` writes it (a layer read from a model, not a
+        hand-written inserted one, which goes through ``from_config`` to be validated)."""
+        if node.class_name != "Dense" or node.call_as_list or len(input_shapes) != 1:
+            return None
+        if node.layer_class is not self.layer_class("Dense"):
+            return None
+        keys = type(self).__dict__.get("_dense_keys")
+        if keys is None:
+            keys = frozenset(self.keras.layers.Dense(1).get_config())
+            type(self)._dense_keys = keys
+        units, shape = node.config.get("units"), tuple(input_shapes[0])
+        if frozenset(node.config) != keys or type(units) is not int or units <= 0 or not shape or shape[-1] is None:
+            return None
+        return shape[:-1] + (units,)
 
     # Building ----------------------------------------------------------------------------------
     def build(self, graph: Graph):
@@ -153,13 +173,53 @@ class KerasAdapter:
         return k.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=graph.name)
 
     def get_weights(self, layer) -> list[tuple[str, np.ndarray]]:
-        names = [short_name(v) for v in layer.weights]
+        """``(short name, value)`` per weight of ``layer``: NumPy arrays that nothing else writes to.
+
+        The values are snapshots: later changes to the layer do not reach them (see
+        :func:`snapshot`).
+        """
+        variables = list(layer.weights)
+        names = [short_name(v) for v in variables]
         dup = {n for n, c in Counter(names).items() if c > 1}
         names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
-        return list(zip(names, layer.get_weights()))
+        return list(zip(names, snapshot(layer, variables)))
 
     def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
         layer.set_weights(arrays)
+
+
+def snapshot(layer, variables: list | None = None) -> list[np.ndarray]:
+    """The values of ``layer.weights`` as NumPy arrays that keep the values of this moment.
+
+    In eager TensorFlow a variable's value is an immutable tensor, and TensorFlow copies a
+    variable's buffer before writing to it while a tensor still holds the old one (copy on write):
+    a read-only NumPy view of that tensor is a snapshot that costs no copy and no memory. Where that
+    is not available (graph mode, as under keras-rl2; other Keras backends), the framework's
+    ``get_weights`` arrays are used, copied when they share memory with the framework.
+    """
+    variables = list(layer.weights) if variables is None else variables
+    views = [_tensor_view(v) for v in variables]
+    if all(v is not None for v in views):
+        return views
+    return [w if w.flags.owndata else np.array(w, copy=True) for w in (np.asarray(a) for a in layer.get_weights())]
+
+
+def _tensor_view(variable) -> np.ndarray | None:
+    """A read-only, zero-copy view of an eager TensorFlow variable's current value, or ``None``."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not tf.executing_eagerly():  # graph mode: reading would add ops to the graph
+        return None
+    try:
+        value = variable.value  # tf_keras / tf.Variable: a method; Keras 3 (TF backend): the tf.Variable
+        tensor = value() if callable(value) else value.value()
+        if not hasattr(tensor, "_numpy"):  # not an eager tensor
+            return None
+        array = np.asarray(memoryview(tensor))
+        if array.shape != tuple(int(d) for d in variable.shape) or array.dtype.kind not in "fciub":
+            return None
+    except Exception:  # another backend or variable type: the caller falls back to get_weights
+        return None
+    return array
 
 
 def _topological(nodes: dict[str, Node]) -> dict[str, Node]:
