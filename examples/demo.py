@@ -1,31 +1,36 @@
-"""Main demo: a keras-rl2 DQN agent trains on gymnasium CartPole (proves the stack end to end)."""
+"""Main demo (`make demo`): the MNIST transfer experiment at a scale that runs in a few minutes.
 
-from keras_surgeon_rl.rl import GymnasiumAdapter, tf_keras  # first: sets up keras-rl2
+A CNN is trained on digits 0–3, then moved by surgery (``surgeon.transplant``) to digits 4–9 and
+trained on them, beside a network trained from scratch; see ``examples/mnist_transfer.py`` for the
+arms. The demo runs every arm twice for 400 batches in two processes, prints the accuracy table and
+writes ``results/mnist_transfer/results.json`` and ``plot.png``. The original's scale::
 
-import numpy as np
-from rl.agents.dqn import DQNAgent
-from rl.memory import SequentialMemory
-from rl.policy import BoltzmannQPolicy
+    .venv/bin/python examples/mnist_transfer.py --steps 4000 --runs 5
+
+Extra arguments are passed on, e.g. ``python examples/demo.py --steps 100``.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for `examples`
+
+from examples import mnist_transfer  # noqa: E402  (silences TensorFlow's start-up before importing it)
+
+DEMO_ARGS = ["--runs", "2", "--steps", "400", "--jobs", "2"]
 
 
-def main(steps: int = 600) -> None:
-    env = GymnasiumAdapter("CartPole-v1", seed=0)
-    model = tf_keras.Sequential(
-        [
-            tf_keras.layers.Flatten(input_shape=(1, 4)),
-            tf_keras.layers.Dense(16, activation="relu"),
-            tf_keras.layers.Dense(2),
-        ]
-    )
-    agent = DQNAgent(
-        model=model, nb_actions=2, memory=SequentialMemory(limit=10_000, window_length=1),
-        nb_steps_warmup=100, target_model_update=1e-2, policy=BoltzmannQPolicy(),
-    )
-    agent.compile(tf_keras.optimizers.legacy.Adam(learning_rate=1e-3))
-    history = agent.fit(env, nb_steps=steps, verbose=0)
-    rewards = history.history["episode_reward"]
-    print(f"DQN trained {steps} steps on CartPole-v1: {len(rewards)} episodes, "
-          f"mean reward {np.mean(rewards):.1f}, last {rewards[-1]:.0f}")
+def main(argv=None) -> None:
+    argv = DEMO_ARGS + list(sys.argv[1:] if argv is None else argv)  # later options win
+    print("keras_surgeon_rl demo: transplant a trained MNIST CNN (digits 0–3) to a new task (digits 4–9)")
+    print(f"running: python examples/mnist_transfer.py {' '.join(argv)}\n")
+    start = time.perf_counter()
+    paths = mnist_transfer.main(argv)
+    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s. Redraw the plot from the saved results with:")
+    print(f"  .venv/bin/python -m examples.experiments.runner plot {paths['json']}")
+    print("Original scale (4,000 batches; see docs/results.md):")
+    print("  .venv/bin/python examples/mnist_transfer.py --steps 4000 --runs 5")
 
 
 if __name__ == "__main__":

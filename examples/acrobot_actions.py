@@ -1,0 +1,50 @@
+"""Acrobot, actions 2 → 3: a DQN that could apply torque +1 and 0 is given torque −1 too.
+
+The original report: Input(6) → Dense16 → Dense16 → Dense(2 → 3), 20,000 steps a phase; "transplant
+starts high (≈ −250, reaching ≈ −150 by ~2,500 steps); scratch needs far longer".
+
+Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
+
+  old                   the old agent keeps training with torque +1 and 0 only
+  transplant_preserve   resume_dqn: torque−1's head is a copy of torque+1's lowered by 1 ("keep_greedy":
+                        greedy policy unchanged)
+  transplant_random     the original: torque−1's head starts random (outputs init "random", init "random")
+  scratch               Input(6) → Dense16 → Dense16 → Dense3, a fresh agent
+
+Usage:
+    python examples/acrobot_actions.py                                   # 10,000 + 10,000 steps, 5 runs
+    python examples/acrobot_actions.py --steps 20000                     # the original's scale
+"""
+
+from keras_surgeon_rl.rl import ACROBOT_ACTIONS  # noqa: I001  (first: sets up keras-rl2)
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.experiments import dqn  # noqa: E402
+
+EXPERIMENT = "acrobot_actions"
+ARMS = ["old", "transplant_preserve", "transplant_random", "scratch"]
+OLD_ACTIONS = ["torque+1", "torque0"]
+EXP = {
+    "env": "Acrobot-v1",
+    "old": {"features": None, "actions": OLD_ACTIONS, "hidden": [16, 16]},
+    "new": {"features": None, "actions": ACROBOT_ACTIONS, "hidden": [16, 16]},
+    "specs": {"transplant_preserve": {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS}},
+              "transplant_random": {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS, "init": "random"},
+                                    "init": "random"}},
+    "agent": {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000},
+}
+
+
+def main(argv=None):
+    return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=10_000, runs=5, at=[1000, 2500, 5000, 10_000],
+                    title="Acrobot-v1: actions (torque+1, torque0) → all 3", smooth=5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""CartPole, hidden layers 2×4 → 2×16: both hidden layers of a trained DQN are widened.
+
+The original report: 4 → Dense4 → Dense4 → Dense2 widened to Dense16 → Dense16, 8,000 steps a
+phase, 20 runs; "transplant ahead most of the run".
+
+Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
+
+  old                   the old agent (2×4) keeps training
+  transplant_preserve   resume_dqn: the 12 new units per layer have zero outgoing weights (function kept)
+  transplant_net2net    resume_dqn, Net2WiderNet: new units copy old ones, outgoing weights split
+  transplant_random     the original: new units random (spec init "random"; the function changes)
+  scratch               4 → Dense16 → Dense16 → Dense2, a fresh agent
+
+Usage:
+    python examples/cartpole_wider.py                                    # 8,000 + 8,000 steps, 5 runs
+    python examples/cartpole_wider.py --steps 150 --runs 1               # smoke test
+"""
+
+from keras_surgeon_rl.rl import tf_keras  # noqa: F401, I001  (first: sets up keras-rl2)
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.experiments import dqn  # noqa: E402
+
+EXPERIMENT = "cartpole_wider"
+ARMS = ["old", "transplant_preserve", "transplant_net2net", "transplant_random", "scratch"]
+UNITS = {"h1": 16, "h2": 16}
+EXP = {
+    "env": "CartPole-v1",
+    "old": {"features": None, "actions": None, "hidden": [4, 4]},
+    "new": {"features": None, "actions": None, "hidden": [16, 16]},
+    "specs": {"transplant_preserve": {"units": UNITS},
+              "transplant_net2net": {"units": UNITS, "init": "net2net"},
+              "transplant_random": {"units": UNITS, "init": "random"}},
+    "agent": {"policy": "boltzmann", "warmup": 100},
+}
+
+
+def main(argv=None):
+    return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=8000, runs=5, at=[2000, 4000, 6000, 7800],
+                    title="CartPole-v1: hidden layers 2×4 → 2×16")
+
+
+if __name__ == "__main__":
+    main()

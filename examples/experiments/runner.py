@@ -1,0 +1,520 @@
+"""The shared experiment runner: arms × runs in separate processes, results to JSON, plots from JSON.
+
+An experiment script defines one module-level function (a spawned process must be able to import
+it) that trains one arm once and returns its records::
+
+    def run_one(arm: str, seed: int, steps: int) -> list[dict]:
+        ...                      # e.g. [{"step": 213, "reward": 21.0}, ...]  (RL: one per episode)
+        return records           #  or  [{"batch": 100, "accuracy": 0.83}, ...]  (one per evaluation)
+
+and hands it to :func:`run`, which runs every arm ``runs`` times (run ``r`` of every arm uses seed
+``seed + r``, so arms are compared on equal seeds), in ``jobs`` parallel processes, and writes
+``<out>/<experiment>/results.json``. Everything after that reads the JSON: :func:`summary` makes the
+table, :func:`plot` the PNG. The same from a shell::
+
+    python -m examples.experiments.runner plot results/mnist_transfer/results.json
+    python -m examples.experiments.runner summary results/mnist_transfer/results.json --at 500 1000
+
+Processes: each run gets a fresh process (``spawn`` context, one task per process where Python
+allows it). Importing keras-rl2 disables eager execution for the whole process, so RL runs must
+never share a process with Keras-3 code; a fresh process per run also keeps TensorFlow state from
+leaking between runs. ``jobs=0`` runs everything in the calling process (for tests and debugging
+of Keras-3-only experiments).
+
+The JSON file::
+
+    {"experiment": "mnist_transfer",
+     "config": {..., "arms": [...], "runs": 3, "steps": 4000, "seed": 0, "seeds": [0, 1, 2]},
+     "plot": {"x": "batch", "y": "accuracy", "smooth": 1, "title": ..., "xlabel": ..., "ylabel": ...},
+     "prepared": {"0": {...}, ...},                 # what prepare(seed) returned, if given
+     "arms": {"scratch": [{"seed": 0, "seconds": 81.2, "records": [{"batch": 0, "accuracy": 0.17}, ...]},
+                          ...], ...}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import datetime as _dt
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Record = dict
+RunOne = Callable[[str, int, int], list]
+
+
+# ---------------------------------------------------------------------------------------------
+# Quiet TensorFlow (scripts only)
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's start-up messages; call at the top of a script, before importing Keras.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3``, imports TensorFlow with the process's standard error (file
+    descriptor 2) sent to ``/dev/null`` — TensorFlow 2.20+ writes its oneDNN and CUDA notices through
+    absl before any setting can stop them — and lowers absl's Python logging to errors. An import
+    error is still raised (and printed) as usual.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    with contextlib.suppress(ImportError):
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line shared by the experiment scripts
+def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2, jobs: int = 2,
+               experiment: Optional[str] = None) -> argparse.ArgumentParser:
+    """The options every experiment script takes; a script adds its own to the returned parser.
+
+    Args:
+        description: the script's help text (its docstring).
+        arms: all arms the script knows; ``--arms`` picks a subset.
+        steps: default ``--steps`` (environment steps, or training batches).
+        runs: default ``--runs`` per arm.
+        jobs: default ``--jobs``.
+        experiment: default ``--name`` (the results folder).
+    """
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arms", nargs="+", default=list(arms), choices=list(arms), metavar="ARM",
+                   help=f"arms to run (default: all of {', '.join(arms)})")
+    p.add_argument("--runs", type=int, default=runs, help=f"runs per arm (default {runs})")
+    p.add_argument("--steps", type=int, default=steps, help=f"training steps per run (default {steps})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first run; run r uses seed + r (default 0)")
+    p.add_argument("--jobs", type=int, default=jobs,
+                   help=f"parallel processes (default {jobs}; 0 runs in this process, Keras-3 experiments only)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results root (default ./results)")
+    if experiment is not None:
+        p.add_argument("--name", default=experiment, help=f"results folder under --out (default {experiment})")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps: int, *, seed: int = 0,
+        jobs: int = 2, out: Path | str = "results", x: str = "step", y: str = "reward",
+        config: Optional[dict] = None, plot_options: Optional[dict] = None,
+        prepare: Optional[Callable[[int], Any]] = None, fresh_process: bool = True,
+        progress: bool = True) -> Path:
+    """Run every arm ``runs`` times and save the records; returns the path of ``results.json``.
+
+    Args:
+        experiment: the results folder's name (``<out>/<experiment>/``).
+        run_one: ``run_one(arm, seed, steps) -> list of records``; module-level (or a
+            ``functools.partial`` of one) so that spawned processes can import it. Each record is a
+            dict holding at least the keys ``x`` and ``y``.
+        arms: arm names, in the order tables and legends show them.
+        runs: runs per arm; run ``r`` of every arm uses seed ``seed + r``.
+        steps: passed to ``run_one``.
+        seed: the first run's seed.
+        jobs: parallel processes (``0``: everything in this process).
+        out: the results root.
+        x, y: the record keys plotted against each other (``"batch"``/``"accuracy"``,
+            ``"step"``/``"reward"``).
+        config: the experiment's settings, saved in the JSON beside the runner's own.
+        plot_options: saved under ``"plot"``; :func:`plot` reads ``title``, ``xlabel``, ``ylabel``,
+            ``smooth`` (trailing records averaged per point; e.g. 20 episodes for RL), ``band``
+            (``"std"`` or ``"minmax"``) and ``zoom`` (a second panel for x up to this value).
+        prepare: optional ``prepare(seed) -> JSON-able info``, run once per seed before that seed's
+            runs (e.g. pre-train and cache the old network the arms share).
+        fresh_process: give every run (and every ``prepare``) a process of its own. Required for
+            keras-rl2 runs; a Keras-3-only experiment may pass ``False`` to let a worker process run
+            task after task (saving TensorFlow's start-up per run); its ``run_one`` then clears the
+            Keras session itself.
+        progress: show a tqdm bar over finished runs.
+
+    Returns:
+        ``<out>/<experiment>/results.json``, rewritten after every finished run, so an interrupted
+        experiment keeps what it finished.
+
+    Example:
+        >>> path = run("demo", run_one, ["old", "transplant_preserve"], runs=3, steps=10_000)
+        >>> print(summary(path)); plot(path)
+    """
+    if runs < 1 or steps < 1:
+        raise ValueError(f"runs and steps must be positive, got runs={runs}, steps={steps}")
+    if not arms:
+        raise ValueError("no arms to run")
+    seeds = [seed + r for r in range(runs)]
+    folder = Path(out) / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "results.json"
+    results = {
+        "experiment": experiment,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "config": {**(config or {}), "arms": list(arms), "runs": runs, "steps": steps, "seed": seed,
+                   "seeds": seeds, "jobs": jobs, "fresh_process": fresh_process},
+        "environment": {"python": platform.python_version(), "numpy": np.__version__,
+                        "machine": platform.machine(), "cpus": os.cpu_count()},
+        "plot": {"x": x, "y": y, "title": experiment, "xlabel": x, "ylabel": y, "smooth": 1, "band": "std",
+                 **(plot_options or {})},
+        "prepared": {},
+        "arms": {arm: [] for arm in arms},
+    }
+    _save(results, path)
+    tasks = [(arm, s) for s in seeds for arm in arms]  # seed-major: a stopped experiment has whole seeds
+    logger.info("%s: %d arms x %d runs, %d steps, jobs=%d -> %s", experiment, len(arms), runs, steps, jobs, path)
+    with _executor(jobs, fresh_process) as pool:
+        if prepare is not None:
+            calls = {s: (prepare, s) for s in seeds}
+            for s, info in _gather(pool, calls, "prepare", progress):
+                results["prepared"][str(s)] = info
+            _save(results, path)
+        calls = {(arm, s): (_timed, run_one, arm, s, steps) for arm, s in tasks}
+        for (arm, s), (records, seconds) in _gather(pool, calls, "runs", progress):
+            _check_records(records, x, y, arm, s)
+            results["arms"][arm].append({"seed": s, "seconds": round(seconds, 2), "records": records})
+            results["arms"][arm].sort(key=lambda r: r["seed"])
+            _save(results, path)
+    return path
+
+
+def _timed(run_one: RunOne, arm: str, seed: int, steps: int) -> tuple[list, float]:
+    start = time.perf_counter()
+    records = run_one(arm, seed, steps)
+    return _jsonable(records), time.perf_counter() - start
+
+
+def _check_records(records: list, x: str, y: str, arm: str, seed: int) -> None:
+    if not isinstance(records, list) or not records:
+        raise ValueError(f"run_one({arm!r}, seed={seed}) returned {type(records).__name__} {records!r:.80}; "
+                         f"it must return a non-empty list of records (dicts with keys {x!r} and {y!r})")
+    bad = next((r for r in records if not isinstance(r, dict) or x not in r or y not in r), None)
+    if bad is not None:
+        raise ValueError(f"run_one({arm!r}, seed={seed}) returned the record {bad!r}; every record needs "
+                         f"the keys {x!r} and {y!r}")
+
+
+@contextlib.contextmanager
+def _executor(jobs: int, fresh_process: bool = True):
+    """A pool of ``jobs`` ``spawn`` processes (a new one per task if ``fresh_process``), or ``None`` for ``jobs=0``."""
+    if jobs <= 0:
+        yield None
+        return
+    # Two processes on two cores each want every core: give each its share of threads.
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: v for k, v in env.items() if saved[k] is None})  # spawned children inherit it
+    kwargs = {}
+    if fresh_process:
+        if sys.version_info >= (3, 11):
+            kwargs["max_tasks_per_child"] = 1
+        else:
+            logger.warning("Python < 3.11 cannot give each run a fresh process: worker processes run task after task")
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), **kwargs)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
+def _gather(pool: Optional[cf.Executor], calls: dict, what: str, progress: bool) -> Iterable:
+    """Yield ``(key, result)`` for ``calls = {key: (fn, *args)}`` as they finish, with a progress bar.
+
+    Without a pool the calls run here, one after the other. The first failure stops the rest.
+    """
+    bar = _bar(len(calls), what, progress)
+    try:
+        if pool is None:
+            for key, (fn, *args) in calls.items():
+                try:
+                    result = fn(*args)
+                except Exception as e:
+                    raise RuntimeError(f"{what}: the task {key!r} failed: {type(e).__name__}: {e}") from e
+                bar.update(1)
+                yield key, result
+            return
+        futures = {pool.submit(fn, *args): key for key, (fn, *args) in calls.items()}
+        for fut in cf.as_completed(futures):
+            key = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as e:
+                for f in futures:
+                    f.cancel()
+                raise RuntimeError(f"{what}: the task {key!r} failed: {type(e).__name__}: {e}") from e
+            bar.update(1)
+            yield key, result
+    finally:
+        bar.close()
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional: a silent stand-in
+        enabled = False
+    if not enabled:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit="run", dynamic_ncols=True, smoothing=0)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _save(results: dict, path: Path) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_jsonable(results), indent=1))
+    tmp.replace(path)
+
+
+def load(path: Path | str | dict) -> dict:
+    """The results dict saved by :func:`run` (a dict is passed through)."""
+    if isinstance(path, dict):
+        return path
+    return json.loads(Path(path).read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves, table and plot — all from the saved results
+def _series(run: dict, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
+    recs = sorted(run["records"], key=lambda r: r[x])
+    return np.array([r[x] for r in recs], float), np.array([r[y] for r in recs], float)
+
+
+def value_at(xs: np.ndarray, ys: np.ndarray, at: float, smooth: int = 1) -> float:
+    """The mean of the last ``smooth`` values recorded at or before ``at`` (NaN if none yet)."""
+    k = int(np.searchsorted(xs, at, side="right"))
+    if k == 0:
+        return float("nan")
+    return float(np.mean(ys[max(0, k - smooth):k]))
+
+
+def curves(results: dict | Path | str, grid: Optional[Sequence[float]] = None, points: int = 100) -> dict:
+    """Per arm, the runs' values on a common x grid: ``{arm: (grid, values[runs, len(grid)])}``.
+
+    When every run of an arm recorded the same x values (evaluation points), those are the grid;
+    otherwise (episodes end at different steps) ``points`` evenly spaced x values, each taking the
+    mean of the ``smooth`` records at or before it.
+    """
+    res = load(results)
+    p = res["plot"]
+    x, y, smooth = p["x"], p["y"], int(p.get("smooth", 1))
+    out = {}
+    for arm, runs in res["arms"].items():
+        if not runs:
+            continue
+        series = [_series(r, x, y) for r in runs]
+        g = grid
+        if g is None:
+            same = all(len(s[0]) == len(series[0][0]) and np.array_equal(s[0], series[0][0]) for s in series)
+            if same and smooth == 1:
+                g = series[0][0]
+            else:
+                hi = max(s[0][-1] for s in series)
+                g = np.linspace(hi / points, hi, points)
+        g = np.asarray(g, float)
+        values = np.array([[value_at(xs, ys, v, smooth) for v in g] for xs, ys in series])
+        out[arm] = (g, values)
+    return out
+
+
+def _final(run: dict, x: str, y: str, smooth: int) -> float:
+    xs, ys = _series(run, x, y)
+    return value_at(xs, ys, xs[-1], smooth)
+
+
+def summary_rows(results: dict | Path | str, checkpoints: Sequence[float] = ()) -> list[dict]:
+    """Per arm: runs, mean and std of the value at each checkpoint, at the end, and over the curve.
+
+    ``curve`` is the mean over the whole curve (the area under it divided by its length), a
+    single number for how fast an arm learns.
+    """
+    res = load(results)
+    p = res["plot"]
+    x, y, smooth = p["x"], p["y"], int(p.get("smooth", 1))
+    rows, per_arm = [], curves(res)
+    for arm, runs in res["arms"].items():
+        if not runs:
+            continue
+        row: dict = {"arm": arm, "runs": len(runs), "at": {}}
+        for c in checkpoints:
+            vals = np.array([value_at(*_series(r, x, y), c, smooth) for r in runs])
+            row["at"][c] = (float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
+                            float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan"))
+        finals = np.array([_final(r, x, y, smooth) for r in runs])
+        row["final"] = (float(finals.mean()), float(finals.std()))
+        area = np.nanmean(per_arm[arm][1], axis=1)
+        row["curve"] = (float(area.mean()), float(area.std()))
+        rows.append(row)
+    return rows
+
+
+def summary(results: dict | Path | str, checkpoints: Sequence[float] = (), markdown: bool = False,
+            digits: int = 3) -> str:
+    """The summary table (text, or Markdown for docs): per arm, mean ± std over runs.
+
+    Args:
+        results: the results dict or the path of ``results.json``.
+        checkpoints: x values (steps or batches) at which to show the value recorded at or before.
+        markdown: a Markdown table instead of aligned text.
+        digits: decimals shown.
+    """
+    res = load(results)
+    p = res["plot"]
+    rows = summary_rows(res, checkpoints)
+
+    def fmt(ms):
+        m, s = ms
+        return "n/a" if not np.isfinite(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+    head = ["arm", "runs"] + [f"{p['x']} {_num(c)}" for c in checkpoints] + ["final", "curve mean"]
+    body = [[r["arm"], str(r["runs"])] + [fmt(r["at"][c]) for c in checkpoints] + [fmt(r["final"]), fmt(r["curve"])]
+            for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        lines += ["| " + " | ".join(b) + " |" for b in body]
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [head] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    title = f"{res['experiment']}: {p['y']} (mean ± std over runs)"
+    return "\n".join([title] + lines)
+
+
+def _num(c: float) -> str:
+    return str(int(c)) if float(c).is_integer() else str(c)
+
+
+def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optional[str] = None,
+         zoom: Optional[float] = None) -> Path:
+    """Draw mean and band per arm against x from the saved ``results.json``; returns the PNG's path.
+
+    Args:
+        results_json: the path ``run`` returned.
+        out: the PNG path (default: ``plot.png`` beside the JSON).
+        band: ``"std"`` (mean ± one standard deviation) or ``"minmax"`` (the runs' range); default
+            from the JSON's plot options.
+        zoom: if given (or set in the JSON's plot options), a second panel shows x from 0 to
+            ``zoom`` (the early phase, where transfer shows).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results_json = Path(results_json)
+    res = load(results_json)
+    p = res["plot"]
+    band = band or p.get("band", "std")
+    zoom = zoom if zoom is not None else p.get("zoom")
+    if band not in ("std", "minmax"):
+        raise ValueError(f"band must be 'std' or 'minmax', got {band!r}")
+    out = Path(out) if out is not None else results_json.with_name("plot.png")
+    panels = 2 if zoom else 1
+    fig, axes = plt.subplots(1, panels, figsize=(7.5 if panels == 1 else 12, 4.5), dpi=120, squeeze=False)
+    data = curves(res)
+    for k, ax in enumerate(axes[0]):
+        for arm, (g, values) in data.items():
+            keep = g <= zoom if k == 1 else np.ones(len(g), bool)
+            with np.errstate(all="ignore"), _no_empty_warnings():
+                mean = np.nanmean(values, axis=0)
+                if band == "std":
+                    lo, hi = mean - np.nanstd(values, axis=0), mean + np.nanstd(values, axis=0)
+                else:
+                    lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+            line, = ax.plot(g[keep], mean[keep], label=f"{arm} (n={values.shape[0]})", lw=1.6, marker="." if k else None)
+            ax.fill_between(g[keep], lo[keep], hi[keep], color=line.get_color(), alpha=0.18, lw=0)
+        ax.set_xlabel(p.get("xlabel", p["x"]))
+        ax.set_ylabel(p.get("ylabel", p["y"]))
+        ax.grid(alpha=0.3)
+        if k == 1:
+            ax.set_title(f"zoom: {p['x']} ≤ {_num(zoom)}", fontsize=10)
+    axes[0][0].legend(fontsize=8, loc="best")
+    what = "± 1 std" if band == "std" else "min–max"
+    smooth = int(p.get("smooth", 1))
+    title = (f"{p.get('title', res['experiment'])}\nmean over runs, band {what}"
+             + (f", trailing mean of {smooth} records" if smooth > 1 else ""))
+    if panels == 1:
+        axes[0][0].set_title(title, fontsize=10)
+    else:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+@contextlib.contextmanager
+def _no_empty_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``plot`` or ``summary`` of a saved ``results.json``."""
+    p = argparse.ArgumentParser(prog="python -m examples.experiments.runner",
+                                description="Plot or tabulate a saved experiment (results.json).")
+    sub = p.add_subparsers(dest="command", required=True)
+    pp = sub.add_parser("plot", help="draw the PNG from results.json")
+    pp.add_argument("results", type=Path)
+    pp.add_argument("--out", type=Path, help="PNG path (default: plot.png beside the JSON)")
+    pp.add_argument("--band", choices=["std", "minmax"])
+    pp.add_argument("--zoom", type=float, help="add a panel showing x from 0 to ZOOM")
+    ps = sub.add_parser("summary", help="print the summary table")
+    ps.add_argument("results", type=Path)
+    ps.add_argument("--at", type=float, nargs="*", default=[], help="checkpoints (x values)")
+    ps.add_argument("--markdown", action="store_true")
+    args = p.parse_args(argv)
+    if args.command == "plot":
+        print(f"wrote {plot(args.results, args.out, args.band, args.zoom)}")
+    else:
+        print(summary(args.results, args.at, markdown=args.markdown))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""LunarLander, actions 2 → 4: a DQN that fired only the side engines gets noop and the main engine.
+
+The original report: the old agent could fire the left and right engines only; after surgery all
+four actions; "transplant ≈ +50…+80 vs scratch ≈ −50…+30 at ~14,000 steps".
+
+Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
+
+  old                   the old agent keeps training with the left and right engines only
+  transplant_preserve   resume_dqn: noop's and main's heads are copies of left's lowered by 1
+                        ("keep_greedy": greedy policy unchanged)
+  transplant_random     the original: the new heads start random (outputs init "random", init "random")
+  scratch               Input(8) → Dense64 → Dense64 → Dense4, a fresh agent
+
+Usage:
+    python examples/lunarlander_actions.py                               # 10,000 + 10,000 steps, 5 runs
+    python examples/lunarlander_actions.py --steps 14000                 # the original's scale
+"""
+
+from keras_surgeon_rl.rl import LUNARLANDER_ACTIONS  # noqa: I001  (first: sets up keras-rl2)
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.experiments import dqn  # noqa: E402
+
+EXPERIMENT = "lunarlander_actions"
+ARMS = ["old", "transplant_preserve", "transplant_random", "scratch"]
+OLD_ACTIONS = ["left", "right"]
+EXP = {
+    "env": "LunarLander-v3",
+    "old": {"features": None, "actions": OLD_ACTIONS, "hidden": [64, 64]},
+    "new": {"features": None, "actions": LUNARLANDER_ACTIONS, "hidden": [64, 64]},
+    "specs": {"transplant_preserve": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS}},
+              "transplant_random": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS, "init": "random"},
+                                    "init": "random"}},
+    "agent": {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000},
+}
+
+
+def main(argv=None):
+    return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=10_000, runs=5, at=[2500, 5000, 7500, 10_000, 14_000],
+                    title="LunarLander-v3: actions (left, right) → all 4", smooth=5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Smoke tests of the experiment runner and the MNIST transfer experiment (a few batches per arm)."""
+
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.experiments import runner  # noqa: E402  (imports neither Keras nor TensorFlow)
+
+
+def toy_run_one(arm: str, seed: int, steps: int, offset: float = 0.0) -> list:
+    """A stand-in experiment: one 'episode' every 10 steps, reward rising with the step."""
+    rng = np.random.default_rng(seed)
+    bonus = {"old": 0.0, "transplant_preserve": 1.0}[arm]
+    return [{"step": s, "reward": s / 10 + bonus + offset + rng.normal(0, 0.1)} for s in range(10, steps + 1, 10)]
+
+
+def test_mnist_experiment_writes_every_arm_json_and_png(tmp_path, capsys):
+    from examples import mnist_transfer
+
+    paths = mnist_transfer.main(["--runs", "1", "--steps", "4", "--old-steps", "4", "--evals", "2",
+                                 "--jobs", "0", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "MNIST source:" in out and "train /" in out
+    results = json.loads(Path(paths["json"]).read_text())
+    assert set(results["arms"]) == set(mnist_transfer.ARMS)
+    for arm, runs in results["arms"].items():
+        assert len(runs) == 1 and runs[0]["seed"] == 0, arm
+        batches = [r["batch"] for r in runs[0]["records"]]
+        assert batches == [0, 2, 4], arm
+        assert all(0.0 <= r["accuracy"] <= 1.0 for r in runs[0]["records"]), arm
+        assert arm in out
+    assert results["config"]["data_source"] and results["config"]["seeds"] == [0]
+    assert results["prepared"]["0"]["old_test_accuracy"] >= 0.0
+    assert Path(paths["png"]).stat().st_size > 0
+    assert Path(paths["png"]) == tmp_path / "mnist_transfer" / "plot.png"
+    # the old network is cached under the results folder and reused
+    cached = list((tmp_path / "mnist_transfer" / "old_models").glob("old_seed0_*.keras"))
+    assert len(cached) == 1
+
+
+def test_runner_in_parallel_processes_then_plot_and_summary_from_json(tmp_path):
+    path = runner.run("toy", partial(toy_run_one, offset=0.5), ["old", "transplant_preserve"], runs=2, steps=50,
+                      seed=3, jobs=2, out=tmp_path, x="step", y="reward", config={"what": "toy"},
+                      plot_options={"smooth": 2}, progress=False)
+    assert path == tmp_path / "toy" / "results.json"
+    res = json.loads(path.read_text())
+    assert res["config"]["seeds"] == [3, 4] and res["config"]["what"] == "toy"
+    for arm in ("old", "transplant_preserve"):
+        assert [r["seed"] for r in res["arms"][arm]] == [3, 4]
+        assert len(res["arms"][arm][0]["records"]) == 5
+    # same seed, same records: the runs really ran with the recorded seed
+    assert res["arms"]["old"][0]["records"] == toy_run_one("old", 3, 50, offset=0.5)
+
+    rows = {r["arm"]: r for r in runner.summary_rows(path, checkpoints=[20])}
+    assert rows["transplant_preserve"]["final"][0] == pytest.approx(rows["old"]["final"][0] + 1.0, abs=0.3)
+    assert rows["old"]["at"][20][0] == pytest.approx(0.5 + 1.5, abs=0.3)  # mean of steps 10 and 20 (smooth 2)
+    table = runner.summary(path, checkpoints=[20])
+    assert "transplant_preserve" in table and "step 20" in table
+    assert runner.summary(path, markdown=True).startswith("| arm | runs |")
+
+    png = tmp_path / "elsewhere.png"
+    runner.main(["plot", str(path), "--out", str(png), "--band", "minmax", "--zoom", "20"])
+    assert png.stat().st_size > 0
+    assert runner.plot(path) == tmp_path / "toy" / "plot.png"
+
+
+def test_runner_reports_a_failing_run_and_bad_records(tmp_path):
+    with pytest.raises(RuntimeError, match=r"runs: the task \('nope', 0\) failed: KeyError"):
+        runner.run("bad", toy_run_one, ["old", "nope"], runs=1, steps=20, jobs=0, out=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"needs the keys 'batch' and 'accuracy'"):
+        runner.run("bad", toy_run_one, ["old"], runs=1, steps=20, jobs=0, out=tmp_path, x="batch", y="accuracy",
+                   progress=False)

@@ -1,0 +1,53 @@
+"""Smoke test of the five keras-rl2 experiment scripts: a few hundred steps per arm, every arm recorded.
+
+All five run in one subprocess with ``--jobs 0`` (one TensorFlow start-up instead of one per run;
+keras-rl2 only, so sharing a process is allowed). Acrobot and LunarLander get 600 steps: an Acrobot
+episode lasts up to 500 steps, and only finished episodes are recorded.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPTS = {  # script -> (--steps, arms)
+    "cartpole_observations": (150, ["old", "transplant_preserve", "transplant_random", "scratch"]),
+    "cartpole_wider": (150, ["old", "transplant_preserve", "transplant_net2net", "transplant_random", "scratch"]),
+    "cartpole_deeper": (150, ["old", "transplant_preserve", "transplant_random", "scratch"]),
+    "acrobot_actions": (600, ["old", "transplant_preserve", "transplant_random", "scratch"]),
+    "lunarlander_actions": (600, ["old", "transplant_preserve", "transplant_random", "scratch"]),
+}
+
+DRIVER = """
+import sys
+sys.path.insert(0, {root!r})
+from keras_surgeon_rl.rl import tf_keras  # first: sets up keras-rl2
+import importlib
+for name, steps in {steps!r}.items():
+    module = importlib.import_module("examples." + name)
+    module.main(["--steps", str(steps), "--runs", "1", "--jobs", "0", "--out", {out!r}])
+"""
+
+
+def test_rl_experiment_scripts_write_every_arm_json_and_png(tmp_path):
+    code = DRIVER.format(root=str(ROOT), steps={k: v[0] for k, v in SCRIPTS.items()}, out=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name, (steps, arms) in SCRIPTS.items():
+        folder = tmp_path / name
+        results = json.loads((folder / "results.json").read_text())
+        assert list(results["arms"]) == arms, name
+        for arm in arms:
+            runs = results["arms"][arm]
+            assert len(runs) == 1 and runs[0]["seed"] == 0, (name, arm)
+            records = runs[0]["records"]
+            assert records and all(0 < r["step"] <= steps for r in records), (name, arm)
+            assert all(isinstance(r["reward"], float) for r in records), (name, arm)
+        phase1 = results["prepared"]["0"]["phase1"]
+        assert phase1 and results["config"]["old_steps"] == steps, name
+        assert (folder / "plot.png").stat().st_size > 0, name
+        assert list((folder / "old_agents").glob("old_seed0_*/agent.json")), name
+        assert f"results: {folder / 'results.json'}" in proc.stdout
