@@ -182,9 +182,9 @@ class _Planner:
 
     def _hidden_units(self, name: str, old: list, value) -> Units:
         if isinstance(value, int):
-            extra, k = [], len(old)
+            extra, k, taken = [], len(old), set(old)
             while len(old) + len(extra) < value:
-                if k not in old:
+                if k not in taken:
                     extra.append(k)
                 k += 1
             new = old[:value] + extra

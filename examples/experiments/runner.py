@@ -57,30 +57,7 @@ RunOne = Callable[[str, int, int], list]
 
 # ---------------------------------------------------------------------------------------------
 # Quiet TensorFlow (scripts only)
-def quiet_tensorflow() -> None:
-    """Silence TensorFlow's start-up messages; call at the top of a script, before importing Keras.
-
-    Sets ``TF_CPP_MIN_LOG_LEVEL=3``, imports TensorFlow with the process's standard error (file
-    descriptor 2) sent to ``/dev/null`` — TensorFlow 2.20+ writes its oneDNN and CUDA notices through
-    absl before any setting can stop them — and lowers absl's Python logging to errors. An import
-    error is still raised (and printed) as usual.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" not in sys.modules:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "w") as devnull:
-                os.dup2(devnull.fileno(), 2)
-                import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    with contextlib.suppress(ImportError):
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+from keras_surgeon_rl.quiet import quiet_tensorflow  # noqa: E402,F401  (re-exported for the scripts)
 
 
 # ---------------------------------------------------------------------------------------------
