@@ -144,7 +144,8 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
         "config": {**(config or {}), "arms": list(arms), "runs": runs, "steps": steps, "seed": seed,
                    "seeds": seeds, "jobs": jobs, "fresh_process": fresh_process},
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                        "machine": platform.machine(), "cpus": os.cpu_count()},
+                        "machine": platform.machine(), "cpus": os.cpu_count(),
+                        "worker_threads": _threads(jobs) if jobs > 0 else None},
         "plot": {"x": x, "y": y, "title": experiment, "xlabel": x, "ylabel": y, "smooth": 1, "band": "std",
                  **(plot_options or {})},
         "prepared": {},
@@ -184,6 +185,10 @@ def _check_records(records: list, x: str, y: str, arm: str, seed: int) -> None:
                          f"the keys {x!r} and {y!r}")
 
 
+def _threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 @contextlib.contextmanager
 def _executor(jobs: int, fresh_process: bool = True):
     """A pool of ``jobs`` ``spawn`` processes (a new one per task if ``fresh_process``), or ``None`` for ``jobs=0``."""
@@ -191,7 +196,7 @@ def _executor(jobs: int, fresh_process: bool = True):
         yield None
         return
     # Two processes on two cores each want every core: give each its share of threads.
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    threads = str(_threads(jobs))
     env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update({k: v for k, v in env.items() if saved[k] is None})  # spawned children inherit it
