@@ -246,13 +246,13 @@ def main(argv: Optional[Sequence[str]] = None, runs: int = 2, steps: int = 400) 
           f"old network: {args.old_steps} batches on digits 0–3, cached in {cache}; jobs={args.jobs}")
 
     config = {**settings, "data_source": data["source"], "split_sizes": sizes, "old_digits": OLD_DIGITS,
-              "new_digits": NEW_DIGITS, "specs": {a: SPECS[a] for a in args.arms},
+              "new_digits": NEW_DIGITS, "specs": SPECS,
               "versions": {"keras": keras.__version__, "tensorflow": _tf_version()},
               "command": " ".join(["python", "examples/mnist_transfer.py"] + list(argv if argv is not None else sys.argv[1:]))}
     path = runner.run(
         args.name,
         functools.partial(run_one, settings=settings, cache=cache),
-        args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out,
+        args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out, resume=args.resume,
         x="batch", y="accuracy", config=config,
         plot_options={"title": f"MNIST: digits 0–3 → 4–9, test accuracy ({data['source'].split(':')[0]})",
                       "xlabel": f"training batches on digits 4–9 (batch size {args.batch_size})",

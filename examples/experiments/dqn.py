@@ -167,7 +167,8 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
               "command": " ".join(["python", sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))}
     path = runner.run(
         args.name, functools.partial(run_one, exp=exp, old_steps=old_steps, cache=cache),
-        args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out, x="step", y="reward",
+        args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out, resume=args.resume,
+        x="step", y="reward",
         config=config, prepare=functools.partial(prepare, exp=exp, old_steps=old_steps, cache=cache),
         plot_options={"title": title, "xlabel": f"phase-2 training steps (after {old_steps} steps of phase 1)",
                       "ylabel": "training episode reward", "smooth": smooth})

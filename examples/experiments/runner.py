@@ -14,6 +14,7 @@ table, :func:`plot` the PNG. The same from a shell::
 
     python -m examples.experiments.runner plot results/mnist_transfer/results.json
     python -m examples.experiments.runner summary results/mnist_transfer/results.json --at 500 1000
+    python -m examples.experiments.runner compare results/mnist_transfer/results.json transplant_preserve scratch
 
 Processes: each run gets a fresh process (``spawn`` context, one task per process where Python
 allows it). Importing keras-rl2 disables eager execution for the whole process, so RL runs must
@@ -85,6 +86,9 @@ def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2,
     p.add_argument("--out", type=Path, default=Path("results"), help="results root (default ./results)")
     if experiment is not None:
         p.add_argument("--name", default=experiment, help=f"results folder under --out (default {experiment})")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the finished runs of an existing results.json with the same settings and run "
+                        "only the missing ones (continue an interrupted experiment, or add runs or arms)")
     return p
 
 
@@ -94,7 +98,7 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
         jobs: int = 2, out: Path | str = "results", x: str = "step", y: str = "reward",
         config: Optional[dict] = None, plot_options: Optional[dict] = None,
         prepare: Optional[Callable[[int], Any]] = None, fresh_process: bool = True,
-        progress: bool = True) -> Path:
+        progress: bool = True, resume: bool = False) -> Path:
     """Run every arm ``runs`` times and save the records; returns the path of ``results.json``.
 
     Args:
@@ -121,6 +125,11 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
             task after task (saving TensorFlow's start-up per run); its ``run_one`` then clears the
             Keras session itself.
         progress: show a tqdm bar over finished runs.
+        resume: if ``results.json`` exists, keep its finished runs and prepared seeds and run only
+            the missing (arm, seed) pairs: an interrupted experiment continues, and a larger
+            ``runs`` or a new arm adds to it. The saved settings must match (see
+            :func:`resume_mismatch`), and every saved run must be among the requested arms and
+            seeds; otherwise a ``ValueError`` says what differs, before anything runs.
 
     Returns:
         ``<out>/<experiment>/results.json``, rewritten after every finished run, so an interrupted
@@ -151,12 +160,18 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
         "prepared": {},
         "arms": {arm: [] for arm in arms},
     }
+    if resume and path.exists():
+        _carry_over(load(path), results, path)
     _save(results, path)
-    tasks = [(arm, s) for s in seeds for arm in arms]  # seed-major: a stopped experiment has whole seeds
+    done = {(arm, r["seed"]) for arm, runs in results["arms"].items() for r in runs}
+    # seed-major: a stopped experiment has whole seeds
+    tasks = [(arm, s) for s in seeds for arm in arms if (arm, s) not in done]
+    if done:
+        logger.info("%s: resuming, %d runs kept, %d to run", experiment, len(done), len(tasks))
     logger.info("%s: %d arms x %d runs, %d steps, jobs=%d -> %s", experiment, len(arms), runs, steps, jobs, path)
     with _executor(jobs, fresh_process) as pool:
         if prepare is not None:
-            calls = {s: (prepare, s) for s in seeds}
+            calls = {s: (prepare, s) for s in seeds if str(s) not in results["prepared"]}
             for s, info in _gather(pool, calls, "prepare", progress):
                 results["prepared"][str(s)] = info
             _save(results, path)
@@ -167,6 +182,44 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
             results["arms"][arm].sort(key=lambda r: r["seed"])
             _save(results, path)
     return path
+
+
+#: Settings a resumed experiment may change: which arms and seeds run, and how.
+RESUMABLE_KEYS = frozenset({"arms", "runs", "seed", "seeds", "jobs", "command"})
+
+
+def resume_mismatch(saved: dict, config: dict) -> list[str]:
+    """The settings that differ between a saved ``config`` and a new one, ignoring :data:`RESUMABLE_KEYS`.
+
+    Returns:
+        ``["steps: saved 8000, now 4000", ...]``; empty when the runs of both can be pooled.
+    """
+    keys = sorted((set(saved) | set(config)) - RESUMABLE_KEYS)
+    return [f"{k}: saved {saved.get(k, '(missing)')!r:.60}, now {config.get(k, '(missing)')!r:.60}"
+            for k in keys if _jsonable(saved.get(k)) != _jsonable(config.get(k))]
+
+
+def _carry_over(saved: dict, results: dict, path: Path) -> None:
+    """Move the finished runs and prepared seeds of ``saved`` into ``results`` (see ``run(resume=True)``)."""
+    differ = resume_mismatch(saved.get("config", {}), results["config"])
+    if saved.get("plot", {}).get("x") != results["plot"]["x"] or saved.get("plot", {}).get("y") != results["plot"]["y"]:
+        differ.append(f"plotted keys: saved {saved.get('plot', {}).get('x')}/{saved.get('plot', {}).get('y')}, "
+                      f"now {results['plot']['x']}/{results['plot']['y']}")
+    if differ:
+        raise ValueError(f"cannot resume {path}: its settings differ ({'; '.join(differ)}). Run with the saved "
+                         f"settings, or without --resume (or with another --name) to start a new experiment.")
+    seeds = set(results["config"]["seeds"])
+    outside = sorted(f"{arm}/seed {r['seed']}" for arm, runs in saved.get("arms", {}).items() for r in runs
+                     if arm not in results["arms"] or r["seed"] not in seeds)
+    if outside:
+        raise ValueError(f"cannot resume {path}: it holds runs this call would drop ({', '.join(outside[:6])}"
+                         f"{', …' if len(outside) > 6 else ''}). Request those arms and seeds too (--arms, --seed, "
+                         f"--runs), or use another --name.")
+    for arm, runs in saved.get("arms", {}).items():
+        results["arms"][arm] = sorted(runs, key=lambda r: r["seed"])
+    results["prepared"] = {k: v for k, v in saved.get("prepared", {}).items() if int(k) in seeds}
+    results["created"] = saved.get("created", results["created"])
+    results["resumed"] = saved.get("resumed", []) + [_dt.datetime.now().isoformat(timespec="seconds")]
 
 
 def _timed(run_one: RunOne, arm: str, seed: int, steps: int) -> tuple[list, float]:
@@ -404,6 +457,65 @@ def summary(results: dict | Path | str, checkpoints: Sequence[float] = (), markd
     return "\n".join([title] + lines)
 
 
+def paired(results: dict | Path | str, a: str, b: str, points: int = 100, resamples: int = 10_000) -> dict:
+    """Arm ``a`` minus arm ``b``, seed by seed (runs of equal seed share the old network and the data).
+
+    For each seed both arms ran: the difference of the curve means (on one x grid for both arms)
+    and of the final values. Their mean comes with a 95 % percentile-bootstrap interval over seeds
+    (``resamples`` draws, fixed generator) and the count of seeds where ``a`` was ahead.
+
+    Returns:
+        ``{"a", "b", "seeds": [...], "curve": {"diffs", "mean", "ci", "ahead"}, "final": {...}}``
+
+    Example:
+        >>> d = paired("results/cartpole_deeper/results.json", "transplant_preserve", "scratch")
+        >>> d["curve"]["mean"], d["curve"]["ci"], d["curve"]["ahead"]
+    """
+    res = load(results)
+    p = res["plot"]
+    x, y, smooth = p["x"], p["y"], int(p.get("smooth", 1))
+    for arm in (a, b):
+        if not res["arms"].get(arm):
+            raise ValueError(f"no runs of arm {arm!r} in {res['experiment']}; arms with runs: "
+                             f"{', '.join(k for k, v in res['arms'].items() if v)}")
+    runs = {arm: {r["seed"]: r for r in res["arms"][arm]} for arm in (a, b)}
+    seeds = sorted(set(runs[a]) & set(runs[b]))
+    if not seeds:
+        raise ValueError(f"arms {a!r} and {b!r} share no seed in {res['experiment']}")
+    series = {arm: {s: _series(runs[arm][s], x, y) for s in seeds} for arm in (a, b)}
+    xs_all = [xs for arm in (a, b) for xs, _ in series[arm].values()]
+    if smooth == 1 and all(np.array_equal(xs, xs_all[0]) for xs in xs_all):
+        grid = xs_all[0]  # evaluation points shared by every run
+    else:
+        hi = max(xs[-1] for xs in xs_all)
+        grid = np.linspace(hi / points, hi, points)
+
+    def stats(diffs: np.ndarray) -> dict:
+        draws = diffs[np.random.default_rng(0).integers(0, len(diffs), (resamples, len(diffs)))].mean(axis=1)
+        return {"diffs": diffs.tolist(), "mean": float(diffs.mean()),
+                "ci": (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))),
+                "ahead": int((diffs > 0).sum())}
+
+    with _no_empty_warnings():
+        area = {arm: np.array([np.nanmean([value_at(*series[arm][s], g, smooth) for g in grid]) for s in seeds])
+                for arm in (a, b)}
+    final = {arm: np.array([value_at(*series[arm][s], series[arm][s][0][-1], smooth) for s in seeds])
+             for arm in (a, b)}
+    return {"a": a, "b": b, "seeds": seeds, "curve": stats(area[a] - area[b]), "final": stats(final[a] - final[b])}
+
+
+def paired_text(d: dict, digits: int = 3) -> str:
+    """One line per measure for :func:`paired`'s result."""
+    n = len(d["seeds"])
+    lines = [f"{d['a']} − {d['b']}, paired over {n} seeds:"]
+    for what in ("curve", "final"):
+        m = d[what]
+        lo, hi = m["ci"]
+        lines.append(f"  {'curve mean' if what == 'curve' else 'final':10} {m['mean']:+.{digits}f} "
+                     f"(95% CI {lo:+.{digits}f} … {hi:+.{digits}f}), {d['a']} ahead at {m['ahead']} of {n} seeds")
+    return "\n".join(lines)
+
+
 def _num(c: float) -> str:
     return str(int(c)) if float(c).is_integer() else str(c)
 
@@ -491,9 +603,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ps.add_argument("results", type=Path)
     ps.add_argument("--at", type=float, nargs="*", default=[], help="checkpoints (x values)")
     ps.add_argument("--markdown", action="store_true")
+    pc = sub.add_parser("compare", help="arm A minus arm B, seed by seed, with a bootstrap interval")
+    pc.add_argument("results", type=Path)
+    pc.add_argument("a", help="arm A")
+    pc.add_argument("b", nargs="+", help="arm(s) B")
     args = p.parse_args(argv)
     if args.command == "plot":
         print(f"wrote {plot(args.results, args.out, args.band, args.zoom)}")
+    elif args.command == "compare":
+        print("\n".join(paired_text(paired(args.results, args.a, b)) for b in args.b))
     else:
         print(summary(args.results, args.at, markdown=args.markdown))
 

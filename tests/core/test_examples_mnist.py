@@ -78,3 +78,83 @@ def test_runner_reports_a_failing_run_and_bad_records(tmp_path):
     with pytest.raises(ValueError, match=r"needs the keys 'batch' and 'accuracy'"):
         runner.run("bad", toy_run_one, ["old"], runs=1, steps=20, jobs=0, out=tmp_path, x="batch", y="accuracy",
                    progress=False)
+
+
+def logged_run_one(arm: str, seed: int, steps: int, log: list) -> list:
+    """``toy_run_one`` that notes every call, to tell runs that ran from runs that were kept."""
+    log.append((arm, seed))
+    return toy_run_one(arm, seed, steps)
+
+
+def test_resume_runs_only_the_missing_runs_and_keeps_the_finished_ones(tmp_path):
+    log: list = []
+    run = partial(logged_run_one, log=log)
+    path = runner.run("toy", run, ["old"], runs=2, steps=50, jobs=0, out=tmp_path, config={"what": "toy"},
+                      progress=False)
+    first = json.loads(path.read_text())["arms"]["old"]
+    assert sorted(log) == [("old", 0), ("old", 1)]
+
+    log.clear()
+    runner.run("toy", run, ["old", "transplant_preserve"], runs=3, steps=50, jobs=0, out=tmp_path,
+               config={"what": "toy", "command": "another command line"}, progress=False, resume=True)
+    assert sorted(log) == [("old", 2), ("transplant_preserve", 0), ("transplant_preserve", 1),
+                           ("transplant_preserve", 2)]
+    res = json.loads(path.read_text())
+    assert [r["seed"] for r in res["arms"]["old"]] == [0, 1, 2]
+    assert res["arms"]["old"][:2] == first  # kept as saved, timings included
+    assert [r["seed"] for r in res["arms"]["transplant_preserve"]] == [0, 1, 2]
+    assert res["config"]["seeds"] == [0, 1, 2] and len(res["resumed"]) == 1
+
+    log.clear()  # nothing left to run
+    runner.run("toy", run, ["old", "transplant_preserve"], runs=3, steps=50, jobs=0, out=tmp_path,
+               config={"what": "toy"}, progress=False, resume=True)
+    assert log == []
+
+    # without --resume the experiment starts again
+    runner.run("toy", run, ["old"], runs=1, steps=50, jobs=0, out=tmp_path, config={"what": "toy"}, progress=False)
+    assert log == [("old", 0)] and list(json.loads(path.read_text())["arms"]) == ["old"]
+
+
+def test_resume_refuses_other_settings_and_runs_it_would_drop(tmp_path):
+    log: list = []
+    run = partial(logged_run_one, log=log)
+    runner.run("toy", run, ["old", "transplant_preserve"], runs=2, steps=50, jobs=0, out=tmp_path,
+               config={"lr": 0.01}, progress=False)
+    saved = (tmp_path / "toy" / "results.json").read_text()
+    log.clear()
+    with pytest.raises(ValueError, match=r"settings differ \(lr: saved 0.01, now 0.1; steps: saved 50, now 60\)"):
+        runner.run("toy", run, ["old", "transplant_preserve"], runs=2, steps=60, jobs=0, out=tmp_path,
+                   config={"lr": 0.1}, progress=False, resume=True)
+    with pytest.raises(ValueError, match=r"would drop \(transplant_preserve/seed 0, transplant_preserve/seed 1\)"):
+        runner.run("toy", run, ["old"], runs=2, steps=50, jobs=0, out=tmp_path, config={"lr": 0.01},
+                   progress=False, resume=True)
+    with pytest.raises(ValueError, match=r"would drop \(old/seed 1, transplant_preserve/seed 1\)"):
+        runner.run("toy", run, ["old", "transplant_preserve"], runs=1, steps=50, jobs=0, out=tmp_path,
+                   config={"lr": 0.01}, progress=False, resume=True)
+    assert log == [] and (tmp_path / "toy" / "results.json").read_text() == saved  # refused before anything ran
+
+
+def test_paired_comparison_finds_a_known_difference_seed_by_seed(tmp_path, capsys):
+    path = runner.run("toy", partial(toy_run_one, offset=0.0), ["old", "transplant_preserve"], runs=4, steps=100,
+                      jobs=0, out=tmp_path, progress=False)
+    d = runner.paired(path, "transplant_preserve", "old")
+    assert d["seeds"] == [0, 1, 2, 3]
+    # same seed, same noise: the difference is the bonus exactly, at every seed
+    assert d["curve"]["diffs"] == pytest.approx([1.0] * 4) and d["final"]["diffs"] == pytest.approx([1.0] * 4)
+    assert d["curve"]["ahead"] == 4 and d["curve"]["ci"] == pytest.approx((1.0, 1.0))
+    back = runner.paired(path, "old", "transplant_preserve")
+    assert back["curve"]["mean"] == pytest.approx(-1.0) and back["final"]["ahead"] == 0
+
+    # other seeds for the other arm: the noise no longer cancels, the interval widens around the bonus
+    res = json.loads(path.read_text())
+    for r in res["arms"]["old"]:
+        r["records"] = toy_run_one("old", r["seed"] + 100, 100)
+    d = runner.paired(res, "transplant_preserve", "old")
+    lo, hi = d["final"]["ci"]
+    assert lo < d["final"]["mean"] < hi and lo != hi and abs(d["final"]["mean"] - 1.0) < 0.3
+
+    runner.main(["compare", str(path), "transplant_preserve", "old"])
+    out = capsys.readouterr().out
+    assert "transplant_preserve − old, paired over 4 seeds:" in out and "ahead at 4 of 4 seeds" in out
+    with pytest.raises(ValueError, match=r"no runs of arm 'scratch'"):
+        runner.paired(path, "scratch", "old")
