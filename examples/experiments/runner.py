@@ -343,10 +343,16 @@ def _save(results: dict, path: Path) -> None:
 
 
 def load(path: Path | str | dict) -> dict:
-    """The results dict saved by :func:`run` (a dict is passed through)."""
+    """The results dict saved by :func:`run`, or a gzipped copy of it (``.json.gz``); a dict is passed through."""
     if isinstance(path, dict):
         return path
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    if path.suffix == ".gz":
+        import gzip
+
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    return json.loads(path.read_text())
 
 
 # ---------------------------------------------------------------------------------------------

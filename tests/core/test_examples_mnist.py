@@ -158,3 +158,15 @@ def test_paired_comparison_finds_a_known_difference_seed_by_seed(tmp_path, capsy
     assert "transplant_preserve − old, paired over 4 seeds:" in out and "ahead at 4 of 4 seeds" in out
     with pytest.raises(ValueError, match=r"no runs of arm 'scratch'"):
         runner.paired(path, "scratch", "old")
+
+
+def test_a_gzipped_copy_of_the_results_reads_like_the_original(tmp_path):
+    import gzip
+
+    path = runner.run("toy", toy_run_one, ["old", "transplant_preserve"], runs=2, steps=50, jobs=0, out=tmp_path,
+                      progress=False)
+    copy = tmp_path / "toy.json.gz"
+    copy.write_bytes(gzip.compress(path.read_bytes()))
+    assert runner.load(copy) == runner.load(path)
+    assert runner.summary(copy, [20]) == runner.summary(path, [20])
+    assert runner.plot(copy, out=tmp_path / "toy.png").stat().st_size > 0
