@@ -12,8 +12,8 @@ Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
   scratch               Input(6) → Dense16 → Dense16 → Dense3, a fresh agent
 
 Usage:
-    python examples/acrobot_actions.py                                   # 10,000 + 10,000 steps, 5 runs
-    python examples/acrobot_actions.py --steps 20000                     # the original's scale
+    python examples/acrobot_actions.py                                   # 20,000 + 20,000 steps, 5 runs
+    python examples/acrobot_actions.py --steps 600 --runs 1              # smoke test
 """
 
 from keras_surgeon_rl.rl import ACROBOT_ACTIONS  # noqa: I001  (first: sets up keras-rl2)
@@ -42,7 +42,7 @@ EXP = {
 
 
 def main(argv=None):
-    return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=10_000, runs=5, at=[1000, 2500, 5000, 10_000],
+    return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=20_000, runs=5, at=[1000, 2500, 5000, 10_000, 15_000],
                     title="Acrobot-v1: actions (torque+1, torque0) → all 3", smooth=5)
 
 

@@ -12,8 +12,8 @@ Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
   scratch               Input(8) → Dense64 → Dense64 → Dense4, a fresh agent
 
 Usage:
-    python examples/lunarlander_actions.py                               # 10,000 + 10,000 steps, 5 runs
-    python examples/lunarlander_actions.py --steps 14000                 # the original's scale
+    python examples/lunarlander_actions.py                               # 14,000 + 14,000 steps, 5 runs
+    python examples/lunarlander_actions.py --steps 600 --runs 1          # smoke test
 """
 
 from keras_surgeon_rl.rl import LUNARLANDER_ACTIONS  # noqa: I001  (first: sets up keras-rl2)
@@ -42,7 +42,7 @@ EXP = {
 
 
 def main(argv=None):
-    return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=10_000, runs=5, at=[2500, 5000, 7500, 10_000, 14_000],
+    return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=14_000, runs=5, at=[2500, 5000, 7500, 10_000],
                     title="LunarLander-v3: actions (left, right) → all 4", smooth=5)
 
 
