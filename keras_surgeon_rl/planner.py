@@ -200,8 +200,7 @@ class _Planner:
             new_units = np.flatnonzero(src < 0)
             src = src.copy()
             src[new_units] = rng.choice(kept, size=new_units.size)
-            counts = np.bincount(src, minlength=len(old))
-            scale = 1.0 / counts[src]
+            scale = _net2net_split(src, len(old), rng)
         return Units(old, new, src, scale, np.zeros(len(new), bool), np.zeros(len(new)))
 
     def _output_units(self, name: str, old: list, change: IdChange) -> Units:
@@ -416,3 +415,15 @@ class _Verbatim(Rule):
 
     def weight_maps(self, ctx: Context) -> dict:
         return {name: Copy(name, [None] * w.ndim) for name, w in ctx.old.weights}
+
+
+def _net2net_split(src: np.ndarray, n_old: int, rng: np.random.Generator) -> np.ndarray:
+    """Net2WiderNet's factors on the weights that read each new unit: unequal shares that sum to one.
+
+    A unit and its copies share the unit's outgoing weights, so the next layer's sum is unchanged.
+    The shares are random (each drawn from [0.5, 1.5), then normalised within the unit's group): with
+    equal shares the copies would get identical gradients at every step and never become different
+    units, so the layer would never gain capacity. A unit without copies keeps its weights (factor 1).
+    """
+    draw = rng.uniform(0.5, 1.5, size=len(src))
+    return draw / np.bincount(src, weights=draw, minlength=n_old)[src]

@@ -78,6 +78,28 @@ def test_net2net_widening_preserves_outputs_with_nonzero_new_weights(K):
     assert np.all(new.get_layer("h1").get_weights()[0][8:] != 0)  # split, not zeroed
 
 
+def test_net2net_copies_become_different_units_when_trained(K):
+    """Copies share their unit's outgoing weights unequally; with equal shares they would get identical
+    gradients forever (measured: an equal split trained like the old, narrow network)."""
+    old = mlp(K, hidden=(8,))
+    spec = {"units": {"h0": 14}, "init": "net2net"}
+    new = surgeon.transplant(old, spec)
+    assert surgeon.verify(old, new, spec) <= TOL
+    kernel = new.get_layer("h0").get_weights()[0]
+    copies = [(j, next(k for k in range(8) if np.array_equal(kernel[:, j], kernel[:, k]))) for j in range(8, 14)]
+    q = new.get_layer("q").get_weights()[0]
+    assert all(not np.allclose(q[j], q[k]) for j, k in copies)  # unequal shares of the outgoing weights
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(64, 4)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
+    new.compile(optimizer=K.optimizers.SGD(learning_rate=0.05), loss="mse")
+    for _ in range(5):
+        new.train_on_batch(x, y)
+    trained = new.get_layer("h0").get_weights()[0]
+    gaps = [np.max(np.abs(trained[:, j] - trained[:, k])) for j, k in copies]
+    assert min(gaps) > 1e-4, gaps
+
+
 def test_random_init_changes_outputs(K):
     old = mlp(K, n_in=2)
     spec = {"inputs": {"old": ["a", "b"], "new": ["a", "b", "c"]}, "init": "random"}
