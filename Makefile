@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: demo test test-core test-rl test-backends bench clean
+.PHONY: demo test test-core test-rl test-backends bench experiments clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,17 @@ test-backends: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/surgery.py
+
+# Every experiment of docs/results.md at the scale reported there (about 2 hours on 2 cores).
+# --resume: an interrupted `make experiments` continues where it stopped.
+RUNS ?= 10
+experiments: $(STAMP)
+	$(PY) examples/mnist_transfer.py --steps 4000 --runs 5 --name mnist_transfer_4000 --resume
+	$(PY) examples/cartpole_observations.py --steps 8000 --runs $(RUNS) --resume
+	$(PY) examples/cartpole_wider.py --steps 8000 --runs $(RUNS) --resume
+	$(PY) examples/cartpole_deeper.py --steps 8000 --runs $(RUNS) --resume
+	$(PY) examples/acrobot_actions.py --steps 20000 --runs $(RUNS) --resume
+	$(PY) examples/lunarlander_actions.py --steps 14000 --runs $(RUNS) --resume
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis results
