@@ -556,7 +556,9 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optio
     data = curves(res)
     for k, ax in enumerate(axes[0]):
         for arm, (g, values) in data.items():
-            keep = g <= zoom if k == 1 else np.ones(len(g), bool)
+            # a mean over runs starts where every run has a value: before that, only the runs whose
+            # first (short, so good or bad alike) episodes ended early would be averaged
+            keep = np.isfinite(values).all(axis=0) & (g <= zoom if k == 1 else True)
             with np.errstate(all="ignore"), _no_empty_warnings():
                 mean = np.nanmean(values, axis=0)
                 if band == "std":
