@@ -8,6 +8,7 @@ Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
   old                   the old agent (2×4) keeps training
   transplant_preserve   resume_dqn: the 12 new units per layer have zero outgoing weights (function kept)
   transplant_net2net    resume_dqn, Net2WiderNet: new units copy old ones, outgoing weights split
+                        unequally (function kept; copies can diverge)
   transplant_random     the original: new units random (spec init "random"; the function changes)
   scratch               4 → Dense16 → Dense16 → Dense2, a fresh agent
 
