@@ -38,9 +38,9 @@ test-backends: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/surgery.py
 
-# Every experiment of docs/results.md at the scale reported there (about 2 hours on 2 cores).
+# Every experiment of docs/results.md at the scale reported there (about 2.5 hours on 2 cores).
 # --resume: an interrupted `make experiments` continues where it stopped.
-RUNS ?= 10
+RUNS ?= 20
 experiments: $(STAMP)
 	$(PY) examples/mnist_transfer.py --steps 4000 --runs 5 --name mnist_transfer_4000 --resume
 	$(PY) examples/cartpole_observations.py --steps 8000 --runs $(RUNS) --resume
