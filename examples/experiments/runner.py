@@ -202,9 +202,10 @@ def resume_mismatch(saved: dict, config: dict) -> list[str]:
 def _carry_over(saved: dict, results: dict, path: Path) -> None:
     """Move the finished runs and prepared seeds of ``saved`` into ``results`` (see ``run(resume=True)``)."""
     differ = resume_mismatch(saved.get("config", {}), results["config"])
-    if saved.get("plot", {}).get("x") != results["plot"]["x"] or saved.get("plot", {}).get("y") != results["plot"]["y"]:
-        differ.append(f"plotted keys: saved {saved.get('plot', {}).get('x')}/{saved.get('plot', {}).get('y')}, "
-                      f"now {results['plot']['x']}/{results['plot']['y']}")
+    was = tuple(saved.get("plot", {}).get(k) for k in ("x", "y"))
+    now = (results["plot"]["x"], results["plot"]["y"])
+    if was != now:
+        differ.append(f"recorded keys: saved {was}, now {now}")
     if differ:
         raise ValueError(f"cannot resume {path}: its settings differ ({'; '.join(differ)}). Run with the saved "
                          f"settings, or without --resume (or with another --name) to start a new experiment.")
@@ -385,18 +386,19 @@ def curves(results: dict | Path | str, grid: Optional[Sequence[float]] = None, p
         if not runs:
             continue
         series = [_series(r, x, y) for r in runs]
-        g = grid
-        if g is None:
-            same = all(len(s[0]) == len(series[0][0]) and np.array_equal(s[0], series[0][0]) for s in series)
-            if same and smooth == 1:
-                g = series[0][0]
-            else:
-                hi = max(s[0][-1] for s in series)
-                g = np.linspace(hi / points, hi, points)
-        g = np.asarray(g, float)
+        g = np.asarray(grid if grid is not None else _grid(series, smooth, points), float)
         values = np.array([[value_at(xs, ys, v, smooth) for v in g] for xs, ys in series])
         out[arm] = (g, values)
     return out
+
+
+def _grid(series: list, smooth: int, points: int) -> np.ndarray:
+    """The x values to compare runs on: their own when every run recorded the same ones and nothing
+    is smoothed (evaluation points), otherwise ``points`` evenly spaced up to the last x recorded."""
+    if smooth == 1 and all(np.array_equal(xs, series[0][0]) for xs, _ in series):
+        return series[0][0]
+    hi = max(xs[-1] for xs, _ in series)
+    return np.linspace(hi / points, hi, points)
 
 
 def _final(run: dict, x: str, y: str, smooth: int) -> float:
@@ -489,12 +491,7 @@ def paired(results: dict | Path | str, a: str, b: str, points: int = 100, resamp
     if not seeds:
         raise ValueError(f"arms {a!r} and {b!r} share no seed in {res['experiment']}")
     series = {arm: {s: _series(runs[arm][s], x, y) for s in seeds} for arm in (a, b)}
-    xs_all = [xs for arm in (a, b) for xs, _ in series[arm].values()]
-    if smooth == 1 and all(np.array_equal(xs, xs_all[0]) for xs in xs_all):
-        grid = xs_all[0]  # evaluation points shared by every run
-    else:
-        hi = max(xs[-1] for xs in xs_all)
-        grid = np.linspace(hi / points, hi, points)
+    grid = _grid([sr for arm in (a, b) for sr in series[arm].values()], smooth, points)  # one grid for both
 
     def stats(diffs: np.ndarray) -> dict:
         draws = diffs[np.random.default_rng(0).integers(0, len(diffs), (resamples, len(diffs)))].mean(axis=1)
@@ -505,8 +502,7 @@ def paired(results: dict | Path | str, a: str, b: str, points: int = 100, resamp
     with _no_empty_warnings():
         area = {arm: np.array([np.nanmean([value_at(*series[arm][s], g, smooth) for g in grid]) for s in seeds])
                 for arm in (a, b)}
-    final = {arm: np.array([value_at(*series[arm][s], series[arm][s][0][-1], smooth) for s in seeds])
-             for arm in (a, b)}
+    final = {arm: np.array([_final(runs[arm][s], x, y, smooth) for s in seeds]) for arm in (a, b)}
     return {"a": a, "b": b, "seeds": seeds, "curve": stats(area[a] - area[b]), "final": stats(final[a] - final[b])}
 
 
@@ -556,8 +552,8 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optio
     data = curves(res)
     for k, ax in enumerate(axes[0]):
         for arm, (g, values) in data.items():
-            # a mean over runs starts where every run has a value: before that, only the runs whose
-            # first (short, so good or bad alike) episodes ended early would be averaged
+            # a mean over runs starts where every run has a value: before that it would average only
+            # the runs whose first episodes ended soonest (short ones: CartPole's worst, Acrobot's best)
             keep = np.isfinite(values).all(axis=0) & (g <= zoom if k == 1 else True)
             with np.errstate(all="ignore"), _no_empty_warnings():
                 mean = np.nanmean(values, axis=0)
