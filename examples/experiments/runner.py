@@ -615,7 +615,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.command == "plot":
         print(f"wrote {plot(args.results, args.out, args.band, args.zoom)}")
     elif args.command == "compare":
-        print("\n".join(paired_text(paired(args.results, args.a, b)) for b in args.b))
+        res = load(args.results)  # read once for every arm B
+        print("\n".join(paired_text(paired(res, args.a, b)) for b in args.b))
     else:
         print(summary(args.results, args.at, markdown=args.markdown))
 
