@@ -4,7 +4,9 @@ keras-rl2 was written for Keras 2 as ``tf.keras``. On TensorFlow 2.16 and newer 
 Keras 3 unless ``TF_USE_LEGACY_KERAS=1`` is set *before* TensorFlow is first imported, and keras-rl2
 imports ``tensorflow.keras.__version__``, which tf-keras does not define. keras-rl2 also counts steps
 in ``np.int16``, which wraps after 32,767 steps under NumPy 2, and a dueling ``DQNAgent`` cannot be
-compiled because tf-keras' safe mode refuses to clone its ``Lambda`` layer.
+compiled because tf-keras' safe mode refuses to clone its ``Lambda`` layer. Its soft target updates
+(``target_model_update < 1``) race with the optimizer step they run beside, so two runs with the
+same seeds trained differently; here they read the online weights after the step, always.
 
 Call :func:`setup` before anything imports TensorFlow, or import :mod:`keras_surgeon_rl.rl`, which
 calls it. Importing keras-rl2 disables eager execution for the whole process (keras-rl2 calls
@@ -66,6 +68,90 @@ def _clone_in_process_model(model, custom_objects={}):
         return rl.util.clone_model(model, custom_objects)
 
 
+class SoftTargetUpdate:
+    """keras-rl2's soft target update ``target <- tau * source + (1 - tau) * target``, not yet built.
+
+    keras-rl2 builds these as ``(target, value)`` pairs and hands them to the optimizer
+    (``AdditionalUpdatesOptimizer``) or to ``K.function`` beside the optimizer's own update op. In
+    graph mode nothing orders them: the read of ``source`` happens before or after the optimizer
+    writes it, as the executor's threads happen to run, so one seed gave different agents from run
+    to run. :func:`order_soft_updates` builds the update to run after the step instead.
+    """
+
+    __slots__ = ("target", "source", "tau")
+
+    def __init__(self, target, source, tau: float):
+        self.target, self.source, self.tau = target, source, tau
+
+
+def soft_target_updates(target, source, tau: float) -> list:
+    """``rl.util.get_soft_target_model_updates``, as :class:`SoftTargetUpdate` objects."""
+    target_weights = target.trainable_weights + sum([layer.non_trainable_weights for layer in target.layers], [])
+    source_weights = source.trainable_weights + sum([layer.non_trainable_weights for layer in source.layers], [])
+    if len(target_weights) != len(source_weights):
+        raise ValueError(f"target model has {len(target_weights)} weights, source model {len(source_weights)}")
+    return [SoftTargetUpdate(t, s, tau) for t, s in zip(target_weights, source_weights)]
+
+
+def order_soft_updates(updates: list) -> list:
+    """The same updates, with every soft target update reading its weights after the other update ops.
+
+    Args:
+        updates: a ``K.function`` update list: ops, ``(variable, value)`` pairs and
+            :class:`SoftTargetUpdate` objects.
+
+    Returns:
+        The ops and plain pairs as given, then one assign op per soft update, each under a control
+        dependency on every op of ``updates`` (the optimizer's step).
+    """
+    soft = [u for u in updates if isinstance(u, SoftTargetUpdate)]
+    if not soft:
+        return updates
+    tf = sys.modules["tensorflow"]
+    others = [u for u in updates if not isinstance(u, SoftTargetUpdate)]
+    with tf.control_dependencies([u for u in others if not isinstance(u, tuple)]):
+        ordered = [tf.compat.v1.assign(u.target, u.tau * u.source + (1.0 - u.tau) * u.target) for u in soft]
+    return others + ordered
+
+
+def _ordered_additional_updates_optimizer(base):
+    class OrderedAdditionalUpdatesOptimizer(base):
+        """keras-rl2's ``AdditionalUpdatesOptimizer``; soft target updates run after the step."""
+
+        def get_updates(self, params, loss):
+            self.updates = order_soft_updates(super().get_updates(params, loss))
+            return self.updates
+
+    return OrderedAdditionalUpdatesOptimizer
+
+
+class _OrderedBackend(types.ModuleType):
+    """``tensorflow.keras.backend`` as seen by ``rl.agents.ddpg``: ``function`` orders soft updates."""
+
+    def __init__(self, backend) -> None:
+        super().__init__(backend.__name__)
+        self._backend = backend
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
+
+    def function(self, inputs, outputs, updates=None, **kwargs):
+        return self._backend.function(inputs, outputs, updates=order_soft_updates(list(updates or [])), **kwargs)
+
+
+def _order_soft_target_updates() -> None:
+    """Make keras-rl2's soft target updates deterministic (see :class:`SoftTargetUpdate`)."""
+    import rl.agents.ddpg
+    import rl.agents.dqn
+    import rl.util
+
+    ordered = _ordered_additional_updates_optimizer(rl.util.AdditionalUpdatesOptimizer)
+    for module in (rl.agents.dqn, rl.agents.ddpg):  # DQN, NAF, and DDPG's critic and actor
+        module.get_soft_target_model_updates = soft_target_updates
+        module.AdditionalUpdatesOptimizer = ordered
+    rl.agents.ddpg.K = _OrderedBackend(rl.agents.ddpg.K)
+
+
 def setup():
     """Prepare the process for keras-rl2 and import it.
 
@@ -106,6 +192,7 @@ def setup():
 
     rl.core.np = _WideIntNumpy()
     rl.agents.dqn.clone_model = _clone_in_process_model
+    _order_soft_target_updates()
     _DONE = True
     logger.debug("keras-rl2 set up on tf_keras %s", tf_keras.__version__)
     return tf_keras
