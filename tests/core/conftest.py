@@ -6,24 +6,33 @@ is never imported by these fixtures.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+import keras
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
 
 BACKEND = keras.backend.backend()
 FLAVOURS = {"keras3": keras}
 if BACKEND == "tensorflow":
-    import tf_keras  # noqa: E402  (eager stays on: keras-rl2 is never imported in this process)
+    import tf_keras  # (eager stays on: keras-rl2 is never imported in this process)
 
     FLAVOURS["tf_keras"] = tf_keras
 
-# Property tests: 30 random cases on TensorFlow (both flavours), 10 on each other backend.
-settings.register_profile("surgery", max_examples=30 if BACKEND == "tensorflow" else 10, deadline=None,
+# Property tests: 30 random cases on TensorFlow (both flavours), 10 on each other backend. The same
+# cases every run (derandomized), so a rare counterexample never turns CI red at random: go looking
+# for new ones on purpose with HYPOTHESIS_PROFILE=explore (fresh random cases, 10x as many).
+_EXAMPLES = 30 if BACKEND == "tensorflow" else 10
+settings.register_profile("surgery", max_examples=_EXAMPLES, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("surgery")
+settings.register_profile("explore", max_examples=10 * _EXAMPLES, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "surgery"))
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state, whichever tests ran before it."""
+    keras.utils.set_random_seed(0)
 
 
 @pytest.fixture(params=list(FLAVOURS))
