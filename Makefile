@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: demo test test-core test-rl test-backends bench experiments clean
+.PHONY: demo test test-core test-rl test-backends test-repeat bench experiments clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ BACKEND_TESTS := tests/core/test_dense_surgery.py tests/core/test_conv_surgery.p
 test-backends: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest $(BACKEND_TESTS) -q
 	KERAS_BACKEND=torch $(PY) -m pytest $(BACKEND_TESTS) -q
+
+# Flake detector: reruns the keras-rl2 and example suites N times, each run in fresh processes, and
+# prints per test how often it failed (exit 1 if any did). SUITES="core rl jax torch" or SUITES=all
+# picks other suites; run it before landing a change to tests that train, time or kill something.
+N ?= 10
+SUITES ?=
+test-repeat: $(STAMP)
+	$(PY) tests/flakes.py --runs $(N) $(foreach s,$(SUITES),--suite $(s))
 
 bench: $(STAMP)
 	$(PY) bench/surgery.py
