@@ -2,17 +2,26 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The exact versions CI last passed with (Python 3.11): a new release of a dependency cannot turn
+# `make test` red overnight. `make lock` rewrites it from .venv; `CONSTRAINTS=` installs the newest
+# versions pyproject.toml allows (e.g. on another Python version).
+CONSTRAINTS ?= constraints.txt
+PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: demo test test-core test-rl test-backends test-repeat bench experiments clean
+.PHONY: demo test test-core test-rl test-backends test-repeat lock bench experiments clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade pip $(PIN)
+	$(PY) -m pip install --quiet -e ".[dev]" $(PIN)
 	rm -f $(VENV)/.installed-* && touch $@
+
+lock: $(STAMP)
+	{ echo "# Versions make demo / make test install (pip -c). Written by make lock; Python 3.11, Linux x86-64."; \
+	  $(PY) -m pip freeze --all --exclude-editable | grep -v '^keras-surgeon-rl'; } > constraints.txt
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
