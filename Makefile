@@ -37,8 +37,7 @@ test-rl: $(STAMP)
 	$(PY) -m pytest tests/rl -q
 
 # The output-comparison suites again on Keras 3's JAX and PyTorch backends.
-BACKEND_TESTS := tests/core/test_dense_surgery.py tests/core/test_conv_surgery.py \
-                 tests/core/test_isolation.py tests/core/test_properties.py
+BACKEND_TESTS := $(shell cat tests/backend_tests.txt)  # also read by tests/flakes.py
 
 test-backends: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest $(BACKEND_TESTS) -q

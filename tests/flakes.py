@@ -33,8 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BACKEND_TESTS = ["tests/core/test_dense_surgery.py", "tests/core/test_conv_surgery.py",
-                 "tests/core/test_isolation.py", "tests/core/test_properties.py"]
+BACKEND_TESTS = (ROOT / "tests" / "backend_tests.txt").read_text().split()  # the Makefile's list too
 
 #: suite -> (pytest arguments, extra environment); each runs in a process of its own, as in `make test`.
 SUITES = {
