@@ -1,8 +1,12 @@
 """Saving and loading models together with their unit IDs.
 
 The IDs go into a sidecar file next to the model (``model.keras`` → ``model.keras.ids.json``), so
-any Keras file format works and a later surgery can name features and actions. Files are written
-atomically: a failed save leaves no half-written file.
+any Keras file format works and a later surgery can name features and actions. The sidecar is tied
+to its model: it records the model file's SHA-256 and the model's structure (layer names, classes,
+weight shapes), and loading refuses a sidecar that does not match, naming the file and what differs.
+
+Model and sidecar are published together (:mod:`keras_surgeon_rl.atomic`): a failed save leaves
+the previous pair, or nothing, never a half-written file or a sidecar beside another model.
 
 Formats: Keras 3 ``.keras``; tf_keras (Keras 2) ``.keras`` and ``.h5``. The flavour of a file is read
 from the file itself.
@@ -14,47 +18,68 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from keras_surgeon_rl.unit_ids import from_json, get_unit_ids, set_unit_ids, to_json
+from keras_surgeon_rl.atomic import publishing, write_json_atomic
+from keras_surgeon_rl.errors import ModelFileError, SurgeryError
+from keras_surgeon_rl.unit_ids import check_against, from_json, get_unit_ids, set_unit_ids, to_json
 
 logger = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".ids.json"
+SIDECAR_FORMAT = 2
 
-
-class ModelFileError(ValueError):
-    """A model file that cannot be read or written, with the path in the message."""
+__all__ = ["save_model", "load_model", "sidecar", "file_flavour", "fingerprint", "file_sha256",
+           "ModelFileError", "write_json_atomic"]
 
 
 def sidecar(path: os.PathLike) -> Path:
     return Path(str(path) + SIDECAR_SUFFIX)
 
 
-def _atomic_target(path: Path, suffix: str):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent or ".")
-    os.close(fd)
-    return Path(tmp)
+def file_sha256(path: os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-def write_json_atomic(path: os.PathLike, data: Any) -> None:
-    path = Path(path)
-    tmp = _atomic_target(path, ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def fingerprint(model) -> dict:
+    """The structure unit IDs depend on: input shapes, and per layer its name, class and weight shapes."""
+    inputs = [[None if d is None else int(d) for d in tuple(t.shape)[1:]] for t in model.inputs]
+    layers = [[layer.name, type(layer).__name__, [[int(d) for d in w.shape] for w in layer.weights]]
+              for layer in model.layers]
+    return {"inputs": inputs, "layers": layers}
+
+
+def _difference(saved: dict, actual: dict) -> Optional[str]:
+    """What differs between two fingerprints, in words, or ``None``."""
+    if saved.get("inputs") != actual["inputs"]:
+        return f"input shapes {saved.get('inputs')} in the sidecar, {actual['inputs']} in the model"
+    s_layers = {row[0]: row for row in saved.get("layers", [])}
+    a_layers = {row[0]: row for row in actual["layers"]}
+    for name in a_layers:
+        if name not in s_layers:
+            return f"the model has layer {name!r}, the sidecar's model has not"
+    for name in s_layers:
+        if name not in a_layers:
+            return f"the sidecar's model has layer {name!r}, this model has not"
+    for name, row in a_layers.items():
+        if list(s_layers[name]) != list(row):
+            return (f"layer {name!r} is {row[1]} with weight shapes {row[2]} in the model, "
+                    f"{s_layers[name][1]} with {s_layers[name][2]} in the sidecar")
+    return None
 
 
 def save_model(model, path: os.PathLike) -> Path:
-    """Save ``model`` (either flavour) and its unit IDs; atomic.
+    """Save ``model`` (either flavour) and its unit IDs; the pair is published together.
 
     Args:
         model: a Keras 3 or tf_keras model.
@@ -62,18 +87,26 @@ def save_model(model, path: os.PathLike) -> Path:
 
     Returns:
         The path written.
+
+    Raises:
+        ModelFileError: a bad suffix, a missing or read-only directory, a path that is a directory;
+            or the framework failed to save (the previous files, if any, are left as they were).
     """
     path = Path(path)
     if path.suffix not in (".keras", ".h5"):
         raise ModelFileError(f"{path}: save as .keras (or .h5 for tf_keras models)")
-    tmp = _atomic_target(path, path.suffix)
-    try:
-        tmp.unlink()
-        model.save(str(tmp))
-        write_json_atomic(sidecar(path), to_json(get_unit_ids(model)))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with publishing(path, sidecar(path)) as (tmp, ids_tmp):
+        try:
+            model.save(str(tmp))
+        except Exception as e:  # the framework's own error, with the path that failed
+            raise ModelFileError(f"{path}: the model could not be saved: {type(e).__name__}: {e}") from e
+        ids_tmp.write_text(json.dumps({
+            "format": SIDECAR_FORMAT,
+            "model_file": path.name,
+            "model_sha256": file_sha256(tmp),
+            "fingerprint": fingerprint(model),
+            **to_json(get_unit_ids(model)),
+        }, indent=1))
     logger.info("saved %s", path)
     return path
 
@@ -81,6 +114,8 @@ def save_model(model, path: os.PathLike) -> Path:
 def file_flavour(path: os.PathLike) -> str:
     """``"keras3"`` or ``"tf_keras"``, read from the file's recorded Keras version."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, not a model file")
     if not path.exists():
         raise ModelFileError(f"{path}: no such file")
     version: Optional[str] = None
@@ -88,7 +123,7 @@ def file_flavour(path: os.PathLike) -> str:
         try:
             with zipfile.ZipFile(path) as z:
                 version = json.loads(z.read("metadata.json")).get("keras_version")
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, zipfile.BadZipFile, AttributeError) as e:
             raise ModelFileError(f"{path}: a zip file but not a Keras .keras archive ({e})") from e
     else:
         try:
@@ -98,14 +133,53 @@ def file_flavour(path: os.PathLike) -> str:
                 version = f.attrs.get("keras_version")
                 version = version.decode() if isinstance(version, bytes) else version
         except OSError as e:
-            raise ModelFileError(f"{path}: neither a .keras archive nor an HDF5 (.h5) model file") from e
+            raise ModelFileError(f"{path}: neither a .keras archive nor an HDF5 (.h5) model file "
+                                 "(truncated or not a model?)") from e
     if not version:
         raise ModelFileError(f"{path}: the file records no Keras version; is it a saved model?")
     return "keras3" if str(version).startswith("3") else "tf_keras"
 
 
-def load_model(path: os.PathLike, custom_objects: Optional[dict] = None):
-    """Load a model of either flavour (from its file) with the unit IDs of its sidecar, if any."""
+def _read_sidecar(path: Path, ids_path: Path, model, check: bool) -> dict:
+    try:
+        data = json.loads(ids_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{ids_path}: unreadable unit-ID file ({e}); delete it to load {path.name} "
+                             "without unit IDs") from e
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{ids_path}: expected a JSON object with 'inputs' and 'layers', got "
+                             f"{type(data).__name__}; delete it to load {path.name} without unit IDs")
+    fix = f"delete {ids_path.name} to load the model without unit IDs, or pass check_ids=False to trust it"
+    if check and "format" in data:  # sidecars before format 2 carry no fingerprint: checked below
+        if data.get("model_sha256") != file_sha256(path):
+            raise ModelFileError(
+                f"{ids_path}: written for another version of {path.name} (the model file's SHA-256 differs: "
+                "it was saved again without keras_surgeon_rl.io.save_model, or a save was interrupted); "
+                f"the unit IDs may not describe this model. {fix}")
+        diff = _difference(data.get("fingerprint") or {}, fingerprint(model))
+        if diff:
+            raise ModelFileError(f"{ids_path}: describes another model: {diff}. {fix}")
+    try:
+        ids = from_json(data)
+        if check:
+            check_against(model, ids)
+    except SurgeryError as e:
+        raise ModelFileError(f"{ids_path}: {e}. {fix}") from e
+    return ids
+
+
+def load_model(path: os.PathLike, custom_objects: Optional[dict] = None, check_ids: bool = True):
+    """Load a model of either flavour (from its file) with the unit IDs of its sidecar, if any.
+
+    Args:
+        path: the model file.
+        custom_objects: passed to the framework's loader.
+        check_ids: refuse a sidecar that does not belong to this model file (another file hash, other
+            layers or shapes, ID counts that do not match the units). ``False`` trusts it as it is.
+
+    Raises:
+        ModelFileError: naming the file that is missing, corrupt or does not match, and the fix.
+    """
     path = Path(path)
     flavour = file_flavour(path)
     try:
@@ -118,12 +192,10 @@ def load_model(path: os.PathLike, custom_objects: Optional[dict] = None):
 
             model = tf_keras.models.load_model(str(path), custom_objects=custom_objects, compile=False)
     except Exception as e:
-        raise ModelFileError(f"{path}: cannot load this {flavour} model: {e}") from e
+        raise ModelFileError(f"{path}: cannot load this {flavour} model: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}") from e
     ids_path = sidecar(path)
     if ids_path.exists():
-        try:
-            ids = from_json(json.loads(ids_path.read_text()))
-        except (ValueError, TypeError) as e:
-            raise ModelFileError(f"{ids_path}: unreadable unit-ID file: {e}") from e
+        ids = _read_sidecar(path, ids_path, model, check_ids)
         set_unit_ids(model, inputs=ids["inputs"], layers=ids["layers"], replace=True)
     return model

@@ -22,6 +22,7 @@ from keras_surgeon_rl.report import LayerReport, Report
 from keras_surgeon_rl.rules import Context, Rule, Units, rule_for
 from keras_surgeon_rl.rules.dense import inserted_note
 from keras_surgeon_rl.spec import IdChange, Insertion, Spec, suggest
+from keras_surgeon_rl.unit_ids import check_graph
 from keras_surgeon_rl.weights import ArrayMap, Copy, Fresh, LayerStats
 
 
@@ -70,6 +71,11 @@ def make_plan(graph: Graph, spec, framework: Framework) -> Plan:
         SurgeryError: for every problem with the spec or the model, naming the layer and the fix.
     """
     spec = Spec.parse(spec)
+    try:
+        check_graph(graph, graph.unit_ids)
+    except SurgeryError as e:
+        raise SurgeryError(f"the unit IDs model {graph.name!r} carries (from set_unit_ids or its sidecar) do not "
+                           f"fit it: {e}; set them again with set_unit_ids(model, ..., replace=True)") from e
     _check_names(graph, spec)
     return _Planner(graph, spec, framework).run()
 
@@ -152,7 +158,7 @@ class _Planner:
             if rule is not None and rule.owns_units:
                 n = rule.unit_count(node.config)
                 carried = g.unit_ids["layers"].get(node.name)
-                old_ids[node.name] = list(carried) if carried is not None and len(carried) == n else list(range(n))
+                old_ids[node.name] = list(carried) if carried is not None else list(range(n))
         changes: dict[str, IdChange] = {}
         for out, change in spec.outputs.items():
             owner = self._owner_of_output(out)

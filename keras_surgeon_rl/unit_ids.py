@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.spec import id_list
 
 _ATTR = "_keras_surgeon_rl_unit_ids"
@@ -53,6 +54,37 @@ def set_unit_ids(model, inputs: Optional[dict] = None, layers: Optional[dict] = 
         for name, value in (given or {}).items():
             ids[key][name] = id_list(value, f"unit IDs of {name!r}")
     object.__setattr__(model, _ATTR, _Box(ids))
+
+
+def check_graph(graph, ids: dict) -> None:
+    """Raise a :class:`SurgeryError` when ``ids`` do not fit ``graph``: an unknown input or layer,
+    a layer without units of its own, or an ID count other than the number of units."""
+    from keras_surgeon_rl.rules import rule_for
+
+    for name, value in ids["inputs"].items():
+        if name not in graph.inputs:
+            raise SurgeryError(f"unit IDs are given for input {name!r}, but the model's inputs are "
+                               f"{', '.join(graph.inputs)}")
+        shape = tuple(graph.nodes[name].output_shape)
+        if len(value) not in shape:
+            raise SurgeryError(f"{len(value)} unit IDs are given for input {name!r}, but its shape is {shape}: "
+                               "give one ID per feature on its unit axis")
+    for name, value in ids["layers"].items():
+        node = graph.nodes.get(name)
+        rule = rule_for(node) if node is not None and not node.is_input else None
+        if rule is None or not rule.owns_units:
+            what = "the model has no layer of that name" if node is None else f"it is a {node.class_name}, which has no units of its own"
+            raise SurgeryError(f"unit IDs are given for layer {name!r}, but {what}")
+        n = rule.unit_count(node.config)
+        if len(value) != n:
+            raise SurgeryError(f"{len(value)} unit IDs are given for layer {name!r}, but it has {n} units")
+
+
+def check_against(model, ids: dict) -> None:
+    """:func:`check_graph` for a Keras model of either flavour."""
+    from keras_surgeon_rl.adapters import adapter_for
+
+    check_graph(adapter_for(model).read(model), ids)
 
 
 def to_json(ids: dict) -> dict:
