@@ -9,7 +9,6 @@ spec. Every check runs here, so a bad spec fails before any model is built.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Hashable, Optional, Protocol
 
@@ -17,11 +16,13 @@ import numpy as np
 
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node
-from keras_surgeon_rl.ids import TensorIDs, index_of
+from keras_surgeon_rl.ids import TensorIDs
 from keras_surgeon_rl.report import LayerReport, Report
 from keras_surgeon_rl.rules import Context, Rule, Units, rule_for
 from keras_surgeon_rl.rules.dense import inserted_note
 from keras_surgeon_rl.spec import IdChange, Insertion, Spec, suggest
+from keras_surgeon_rl.new_units import hidden_units, output_units
+from keras_surgeon_rl.budget import check_plan_size, check_size
 from keras_surgeon_rl.unit_ids import check_graph
 from keras_surgeon_rl.weights import ArrayMap, Copy, Fresh, LayerStats
 
@@ -76,8 +77,11 @@ def make_plan(graph: Graph, spec, framework: Framework) -> Plan:
     except SurgeryError as e:
         raise SurgeryError(f"the unit IDs model {graph.name!r} carries (from set_unit_ids or its sidecar) do not "
                            f"fit it: {e}; set them again with set_unit_ids(model, ..., replace=True)") from e
+    given_outputs = set(spec.outputs)
     _check_names(graph, spec)
-    return _Planner(graph, spec, framework).run()
+    plan = _Planner(graph, spec, framework, given_outputs).run()
+    check_plan_size(plan.report)
+    return plan
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,7 +127,8 @@ def _check_names(graph: Graph, spec: Spec) -> None:
 
 
 class _Planner:
-    def __init__(self, graph: Graph, spec: Spec, framework: Framework):
+    def __init__(self, graph: Graph, spec: Spec, framework: Framework, given_outputs=frozenset()):
+        self._given_outputs = given_outputs  # the spec's keys (None: the shorthand), for messages
         self.g = graph
         self.spec = spec
         self.fw = framework
@@ -159,7 +164,7 @@ class _Planner:
                 n = rule.unit_count(node.config)
                 carried = g.unit_ids["layers"].get(node.name)
                 old_ids[node.name] = list(carried) if carried is not None else list(range(n))
-        changes: dict[str, IdChange] = {}
+        changes: dict[str, tuple[str, IdChange]] = {}
         for out, change in spec.outputs.items():
             owner = self._owner_of_output(out)
             if owner in spec.units:
@@ -170,13 +175,16 @@ class _Planner:
                     raise SurgeryError(f"outputs[{out!r}].old lists {len(change.old)} IDs, but layer {owner!r} has "
                                        f"{len(old_ids[owner])} units; list one ID per unit, in order")
                 old_ids[owner] = list(change.old)
-            changes[owner] = change
+            changes[owner] = (out, change)
         units: dict[str, Units] = {}
         for name, ids in old_ids.items():
             if name in changes:
-                units[name] = self._output_units(name, ids, changes[name])
+                out, change = changes[name]
+                where = "outputs" if None in self._given_outputs else f"outputs[{out!r}]"
+                units[name] = output_units(g, name, out, ids, change, where)
             elif name in spec.units:
-                units[name] = self._hidden_units(name, ids, spec.units[name])
+                check_size(g.nodes[name], spec.units[name])
+                units[name] = hidden_units(name, ids, spec.units[name], spec.init)
             else:
                 units[name] = Units.same(ids)
         for name in spec.units:
@@ -185,61 +193,6 @@ class _Planner:
                 raise SurgeryError(f"units[{name!r}]: layer {name!r} ({node.class_name}) has no units of its own to "
                                    "resize; only Dense and Conv layers can be resized")
         return units
-
-    def _hidden_units(self, name: str, old: list, value) -> Units:
-        if isinstance(value, int):
-            extra, k, taken = [], len(old), set(old)
-            while len(old) + len(extra) < value:
-                if k not in taken:
-                    extra.append(k)
-                k += 1
-            new = old[:value] + extra
-        else:
-            new = list(value)
-        src = index_of(old, new)
-        scale = np.ones(len(new))
-        if self.spec.init == "net2net":
-            kept = src[src >= 0]
-            if kept.size == 0:
-                raise SurgeryError(f"units[{name!r}]: net2net init copies existing units, but no old unit is kept")
-            rng = np.random.default_rng(zlib.crc32(name.encode()))
-            new_units = np.flatnonzero(src < 0)
-            src = src.copy()
-            src[new_units] = rng.choice(kept, size=new_units.size)
-            scale = _net2net_split(src, len(old), rng)
-        return Units(old, new, src, scale, np.zeros(len(new), bool), np.zeros(len(new)))
-
-    def _output_units(self, name: str, old: list, change: IdChange) -> Units:
-        new = change.new if change.new is not None else old
-        src = index_of(old, new)
-        zero = np.zeros(len(new), bool)
-        offset = np.zeros(len(new))
-        for j in np.flatnonzero(src < 0):
-            init = change.init_for(new[j])
-            if init.kind == "zeros":
-                zero[j] = True
-            elif init.kind == "copy":
-                k = self._find_id(old, init.copy_of)
-                if k < 0:
-                    raise SurgeryError(f"outputs init for {new[j]!r}: copy of {init.copy_of!r}, which is not an old "
-                                       f"unit of {name!r}; old units: {old}.{suggest(init.copy_of, old)}")
-                src[j] = k
-                offset[j] = init.bias_offset
-            elif init.kind == "keep_greedy":
-                kept = [k for k in index_of(old, new) if k >= 0]
-                if not kept:
-                    raise SurgeryError(f"outputs init for {new[j]!r}: keep_greedy copies a kept unit of {name!r}, "
-                                       "but no old unit is kept")
-                src[j] = kept[0]
-                offset[j] = init.bias_offset
-        return Units(old, new, src, np.ones(len(new)), zero, offset)
-
-    @staticmethod
-    def _find_id(ids: list, wanted: Hashable) -> int:
-        for i, uid in enumerate(ids):
-            if uid == wanted or str(uid) == str(wanted):
-                return i
-        return -1
 
     # The walk --------------------------------------------------------------------------------
     def run(self) -> Plan:
@@ -421,15 +374,3 @@ class _Verbatim(Rule):
 
     def weight_maps(self, ctx: Context) -> dict:
         return {name: Copy(name, [None] * w.ndim) for name, w in ctx.old.weights}
-
-
-def _net2net_split(src: np.ndarray, n_old: int, rng: np.random.Generator) -> np.ndarray:
-    """Net2WiderNet's factors on the weights that read each new unit: unequal shares that sum to one.
-
-    A unit and its copies share the unit's outgoing weights, so the next layer's sum is unchanged.
-    The shares are random (each drawn from [0.5, 1.5), then normalised within the unit's group): with
-    equal shares the copies would get identical gradients at every step and never become different
-    units, so the layer would never gain capacity. A unit without copies keeps its weights (factor 1).
-    """
-    draw = rng.uniform(0.5, 1.5, size=len(src))
-    return draw / np.bincount(src, weights=draw, minlength=n_old)[src]

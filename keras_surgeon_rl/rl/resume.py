@@ -120,7 +120,7 @@ def _network_spec(agent: DQNAgent, spec: Spec, network) -> tuple[dict, list, lis
             if not kept:
                 raise SurgeryError("keep_greedy init copies a kept action, but the spec keeps none; "
                                    "give new actions 'random', 'zeros' or 'copy:<id>'")
-            init[k] = NewUnitInit("copy", kept[0], v.bias_offset)
+            init[k] = NewUnitInit("keep_greedy", kept[0], v.bias_offset)  # still checked as keep_greedy
     net_spec = Spec(inputs=dict(spec.inputs), outputs={out_name: IdChange(old, new, None, init)},
                     units=dict(spec.units), insert=list(spec.insert), delete=list(spec.delete), init=spec.init)
     return net_spec, change.old, change.new
