@@ -242,6 +242,13 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as unit IDs (lists compare by items; 1 == 1.0, as in a dict)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is not bool and type(b) is not bool and a == b
+
+
 def _message(error) -> str:
     from keras_surgeon_rl.spec import suggest
 
@@ -257,13 +264,12 @@ def _message(error) -> str:
             head = "unknown spec key" if not at else f"{at}: unknown key"
             return f"{head} {k!r}; allowed: {', '.join(allowed)}.{suggest(k, allowed)}"
     if error.validator == "uniqueItems" and isinstance(instance, (list, tuple)):
-        seen: dict = {}
-        for i, v in enumerate(instance):
-            key = repr(v)
-            if key in seen:
-                return (f"{prefix}unit ID {v!r} appears twice (positions {seen[key]} and {i}); unit IDs must be "
-                        "unique" if at != "delete" else f"spec 'delete': {v!r} is listed twice")
-            seen[key] = i
+        for j, v in enumerate(instance):
+            i = next((i for i in range(j) if _same(instance[i], v)), None)
+            if i is not None:
+                if path and path[0] == "delete":
+                    return f"spec 'delete': {v!r} is listed twice"
+                return f"{prefix}unit ID {v!r} appears twice (positions {i} and {j}); unit IDs must be unique"
     if error.validator == "finite":
         return f"{prefix}{_short(instance)} is not a finite number; NaN and infinity are not allowed here"
     if "propertyNames" in error.absolute_schema_path:

@@ -139,16 +139,47 @@ def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np
     return out
 
 
-def _as_list(x, n: int, what: str) -> list:
+def _old_inputs(p: Plan, x: Any, n: Any, rng: np.random.Generator) -> list[np.ndarray]:
+    """The old model's inputs for :func:`verify`: ``x`` checked against the old input shapes, or ``n``
+    random normal samples."""
+    names = list(p.old.inputs)
+    shapes = [tuple(p.old.nodes[i].output_shape) for i in names]
+    if x is None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise SurgeryError(f"verify n: {n!r} random samples; give at least 1 (or pass x)")
+        if any(d is None for s in shapes for d in s):
+            raise SurgeryError(f"verify: the model's inputs have unknown sizes {shapes}; pass x")
+        return [rng.standard_normal((int(n),) + s).astype("float32") for s in shapes]
     if isinstance(x, dict):
-        return x
-    if isinstance(x, (list, tuple)):
-        if len(x) != n:
-            raise SurgeryError(f"{what}: expected {n} arrays, got {len(x)}")
-        return list(x)
-    if n != 1:
-        raise SurgeryError(f"{what}: the model has {n} inputs; pass a list or a dict by input name")
-    return [x]
+        missing = [i for i in names if i not in x]
+        if missing:
+            raise SurgeryError(f"verify x: no array for input {missing[0]!r}; the dict's keys must be the model's "
+                               f"input names ({', '.join(names)})")
+        given = [x[i] for i in names]
+    elif isinstance(x, (list, tuple)):
+        if len(x) != len(names):
+            raise SurgeryError(f"verify x: expected {len(names)} arrays, got {len(x)}; pass one per model input "
+                               f"({', '.join(names)})")
+        given = list(x)
+    elif len(names) != 1:
+        raise SurgeryError(f"verify x: the model has {len(names)} inputs; pass a list or a dict by input name")
+    else:
+        given = [x]
+    out = []
+    for name, shape, a in zip(names, shapes, given):
+        a = np.asarray(a)
+        if a.dtype.kind not in "biuf":
+            raise SurgeryError(f"verify x: input {name!r} is not numeric (dtype {a.dtype}); pass numbers")
+        ok = a.ndim == len(shape) + 1 and all(w is None or w == d for w, d in zip(shape, a.shape[1:]))
+        if not ok or a.shape[0] == 0:
+            raise SurgeryError(f"verify x: input {name!r} has shape {a.shape}, but the old model takes "
+                               f"(n, {', '.join(str(d) for d in shape)}) with n ≥ 1")
+        a = a.astype("float32")
+        if not np.isfinite(a).all():
+            raise SurgeryError(f"verify x: input {name!r} holds NaN or infinite values; outputs on them cannot be "
+                               "compared")
+        out.append(a)
+    return out
 
 
 def _predict(model, xs: list) -> list[np.ndarray]:
@@ -180,12 +211,7 @@ def verify(old_model, new_model, spec, x: Any = None, n: int = 256, seed: int = 
     p = plan(old_model, spec)
     rng = np.random.default_rng(seed)
     names = list(p.old.inputs)
-    if x is None:
-        xs = [rng.standard_normal((n,) + p.old.nodes[i].output_shape).astype("float32") for i in names]
-    else:
-        given = _as_list(x, len(names), "verify x")
-        xs = [np.asarray(given[i] if isinstance(given, dict) else given[k], dtype="float32")
-              for k, i in enumerate(names)]
+    xs = _old_inputs(p, x, n, rng)
     new_xs = []
     for name, xo in zip(names, xs):
         t = p.inputs[name]
