@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 SIDECAR_SUFFIX = ".ids.json"
 SIDECAR_FORMAT = 2
 
-__all__ = ["save_model", "load_model", "sidecar", "file_flavour", "fingerprint", "file_sha256",
+__all__ = ["save_model", "load_model", "write_model_files", "sidecar", "file_flavour", "fingerprint", "file_sha256",
            "ModelFileError", "write_json_atomic"]
 
 
@@ -96,19 +96,28 @@ def save_model(model, path: os.PathLike) -> Path:
     if path.suffix not in (".keras", ".h5"):
         raise ModelFileError(f"{path}: save as .keras (or .h5 for tf_keras models)")
     with publishing(path, sidecar(path)) as (tmp, ids_tmp):
-        try:
-            model.save(str(tmp))
-        except Exception as e:  # the framework's own error, with the path that failed
-            raise ModelFileError(f"{path}: the model could not be saved: {type(e).__name__}: {e}") from e
-        ids_tmp.write_text(json.dumps({
-            "format": SIDECAR_FORMAT,
-            "model_file": path.name,
-            "model_sha256": file_sha256(tmp),
-            "fingerprint": fingerprint(model),
-            **to_json(get_unit_ids(model)),
-        }, indent=1))
+        write_model_files(model, tmp, ids_tmp, path)
     logger.info("saved %s", path)
     return path
+
+
+def write_model_files(model, model_path: Path, ids_path: Path, final: os.PathLike) -> None:
+    """Write ``model`` and its sidecar to (temporary) paths, for the model file ``final``.
+
+    For writers that publish the pair together with other files (:func:`save_model`, the agent
+    saves of :mod:`keras_surgeon_rl.rl.persist`).
+    """
+    try:
+        model.save(str(model_path))
+    except Exception as e:  # the framework's own error, with the path that failed
+        raise ModelFileError(f"{final}: the model could not be saved: {type(e).__name__}: {e}") from e
+    Path(ids_path).write_text(json.dumps({
+        "format": SIDECAR_FORMAT,
+        "model_file": Path(final).name,
+        "model_sha256": file_sha256(model_path),
+        "fingerprint": fingerprint(model),
+        **to_json(get_unit_ids(model)),
+    }, indent=1))
 
 
 def file_flavour(path: os.PathLike) -> str:

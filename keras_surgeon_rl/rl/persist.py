@@ -45,7 +45,7 @@ from rl.memory import Memory, SequentialMemory
 
 from keras_surgeon_rl.atomic import publishing
 from keras_surgeon_rl.errors import ModelFileError
-from keras_surgeon_rl.io import file_sha256, load_model, save_model, sidecar
+from keras_surgeon_rl.io import file_sha256, load_model, sidecar, write_model_files
 from keras_surgeon_rl.rl.compat import setup
 from keras_surgeon_rl.rl.memory import memory_arrays, memory_from_arrays
 from keras_surgeon_rl.rl.resume import SETTINGS, _agent_model, _copy_into, agent_settings, fresh_optimizer, network_of
@@ -246,18 +246,6 @@ def _json_default(path: Path) -> Callable:
 # --- save ---------------------------------------------------------------------------------------
 
 
-def _write_network(network, tmp: Path, ids_tmp: Path) -> None:
-    """``network.h5`` and its sidecar through :func:`keras_surgeon_rl.io.save_model`, at temporary paths."""
-    written_ids = sidecar(tmp)
-    try:
-        save_model(network, tmp)
-        ids = json.loads(written_ids.read_text())
-        ids["model_file"] = NETWORK  # save_model recorded the temporary name
-        ids_tmp.write_text(json.dumps(ids, indent=1))
-    finally:
-        written_ids.unlink(missing_ok=True)
-
-
 def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False) -> Path:
     """Save a compiled ``DQNAgent``'s networks, unit IDs, settings and (optionally) replay memory.
 
@@ -298,7 +286,7 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False) ->
     names = [NETWORK, NETWORK_IDS, TARGET] + ([MEMORY] if memory else []) + [AGENT]
     with publishing(*(directory / n for n in names)) as tmps:
         tmp = dict(zip(names, tmps))
-        _write_network(network_of(agent), tmp[NETWORK], tmp[NETWORK_IDS])
+        write_model_files(network_of(agent), tmp[NETWORK], tmp[NETWORK_IDS], directory / NETWORK)
         try:
             network_of(agent, target=True).save_weights(str(tmp[TARGET]))
             if memory:
