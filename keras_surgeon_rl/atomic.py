@@ -103,9 +103,10 @@ def publishing(*targets: os.PathLike) -> Iterator[list[Path]]:
         for t in tmps:
             t.unlink(missing_ok=True)
         yield tmps
-        for t, p in zip(tmps, paths):
+        for t, p in zip(tmps, paths):  # every file first: a missing one must not leave the others published
             if not t.exists():
                 raise ModelFileError(f"{p}: nothing was written (the writer left no file)")
+        for t, p in zip(tmps, paths):
             os.replace(t, p)
     finally:
         for t in tmps:
