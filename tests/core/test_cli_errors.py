@@ -166,7 +166,8 @@ CASES = [
     ("o-sidecar-is-dir", mkdir("o.keras.ids.json"), T3 + ["{t}/o.keras"], ["-o", "o.keras.ids.json"]),
     ("o-checked-on-dry-run", None, T3 + ["{t}/o.txt", "--dry-run"], ["-o", "o.txt"]),
     # the spec file
-    ("spec-missing", None, ["transplant", "{s}/k3.keras", "{t}/nope.yaml", "-o", "{t}/o.keras"], ["nope.yaml", "no such"]),
+    ("spec-missing", None, ["transplant", "{s}/k3.keras", "{t}/nope.yaml", "-o", "{t}/o.keras"],
+     ["nope.yaml", "no such"]),
     ("spec-is-dir", mkdir("specs"), ["transplant", "{s}/k3.keras", "{t}/specs", "-o", "{t}/o.keras"],
      ["specs", "is a directory"]),
     ("spec-empty", *spec_case(""), ["spec.yaml", "the spec is empty"]),
@@ -289,7 +290,7 @@ def test_read_only_directory(src, tmp_path, capsys):
     try:
         if os.access(ro, os.W_OK):
             pytest.skip("running as root: a read-only directory is writable")
-        code, out, err = run(T3[:1] + [src / "k3.keras", src / "add.yaml", "-o", ro / "o.keras"], capsys)
+        code, out, err = run(["transplant", src / "k3.keras", src / "add.yaml", "-o", ro / "o.keras"], capsys)
         assert code == 2 and err.startswith("error: -o ") and "permission denied" in err and "Traceback" not in err
         assert not list(ro.iterdir())
     finally:
@@ -310,9 +311,10 @@ def test_usage_errors_stay_argparse_exit_2(argv, capsys):
 # Success and verify's verdict ---------------------------------------------------------------------
 def test_success_exits_0(src, tmp_path, capsys):
     assert run(["inspect", src / "k3.keras"], capsys)[0] == 0
-    assert run(T3[:1] + [src / "k3.keras", src / "add.yaml", "-o", tmp_path / "o.keras", "--dry-run"], capsys)[0] == 0
+    dry = ["transplant", src / "k3.keras", src / "add.yaml", "-o", tmp_path / "o.keras", "--dry-run"]
+    assert run(dry, capsys)[0] == 0
     assert not (tmp_path / "o.keras").exists()
-    code, out, err = run(T3[:1] + [src / "k3.keras", src / "add.yaml", "-o", tmp_path / "o.keras"], capsys)
+    code, out, err = run(["transplant", src / "k3.keras", src / "add.yaml", "-o", tmp_path / "o.keras"], capsys)
     assert code == 0 and "wrote" in out and (tmp_path / "o.keras.ids.json").exists(), err
     code, out, _ = run(["verify", src / "k3.keras", tmp_path / "o.keras", src / "add.yaml", "--inputs", src / "x.npy"],
                        capsys)
