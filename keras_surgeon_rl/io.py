@@ -95,7 +95,9 @@ def save_model(model, path: os.PathLike) -> Path:
     path = Path(path)
     if path.suffix not in (".keras", ".h5"):
         raise ModelFileError(f"{path}: save as .keras (or .h5 for tf_keras models)")
-    with publishing(path, sidecar(path)) as (tmp, ids_tmp):
+    # The sidecar is renamed first: a crash between the two renames leaves it beside an older model
+    # file (refused on loading: the hash differs) or beside none, never a new model without its IDs.
+    with publishing(sidecar(path), path) as (ids_tmp, tmp):
         write_model_files(model, tmp, ids_tmp, path)
     logger.info("saved %s", path)
     return path
@@ -142,23 +144,53 @@ def file_flavour(path: os.PathLike) -> str:
                 version = f.attrs.get("keras_version")
                 version = version.decode() if isinstance(version, bytes) else version
         except OSError as e:
-            raise ModelFileError(f"{path}: neither a .keras archive nor an HDF5 (.h5) model file "
-                                 "(truncated or not a model?)") from e
+            raise ModelFileError(f"{path}: neither a .keras archive nor an HDF5 (.h5) model file (truncated, or "
+                                 "not a model); pass the file model.save or keras_surgeon_rl.io.save_model wrote") from e
     if not version:
         raise ModelFileError(f"{path}: the file records no Keras version; is it a saved model?")
     return "keras3" if str(version).startswith("3") else "tf_keras"
 
 
+#: The sidecar's structure (IDs themselves are checked by :func:`keras_surgeon_rl.spec.id_list`).
+SIDECAR_SCHEMA = {
+    "type": "object",
+    "required": ["inputs", "layers"],
+    "properties": {
+        "format": {"type": "integer"},
+        "model_file": {"type": "string"},
+        "model_sha256": {"type": "string"},
+        "fingerprint": {
+            "type": "object", "required": ["inputs", "layers"],
+            "properties": {
+                "inputs": {"type": "array", "items": {"type": "array"}},
+                "layers": {"type": "array", "items": {
+                    "type": "array", "minItems": 3, "maxItems": 3,
+                    "prefixItems": [{"type": "string"}, {"type": "string"}, {"type": "array"}]}},
+            },
+        },
+        "inputs": {"type": "object", "additionalProperties": {"type": "array"}},
+        "layers": {"type": "object", "additionalProperties": {"type": "array"}},
+    },
+    "if": {"required": ["format"]},
+    "then": {"required": ["model_sha256", "fingerprint"]},
+}
+
+
 def _read_sidecar(path: Path, ids_path: Path, model, check: bool) -> dict:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    delete = f"delete {ids_path.name} to load {path.name} without unit IDs"
     try:
         data = json.loads(ids_path.read_text())
     except (OSError, ValueError) as e:
-        raise ModelFileError(f"{ids_path}: unreadable unit-ID file ({e}); delete it to load {path.name} "
-                             "without unit IDs") from e
-    if not isinstance(data, dict):
-        raise ModelFileError(f"{ids_path}: expected a JSON object with 'inputs' and 'layers', got "
-                             f"{type(data).__name__}; delete it to load {path.name} without unit IDs")
-    fix = f"delete {ids_path.name} to load the model without unit IDs, or pass check_ids=False to trust it"
+        raise ModelFileError(f"{ids_path}: unreadable unit-ID file ({e}); {delete}") from e
+    error = best_match(Draft202012Validator(SIDECAR_SCHEMA).iter_errors(data))
+    if error is not None:
+        at = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        raise ModelFileError(f"{ids_path}: not a unit-ID file as save_model writes it (at {at}: {error.message}); "
+                             f"{delete}")
+    fix = f"{delete}, or (in Python) load_model(path, check_ids=False) to trust it"
     if check and "format" in data:  # sidecars before format 2 carry no fingerprint: checked below
         if data.get("model_sha256") != file_sha256(path):
             raise ModelFileError(

@@ -16,9 +16,11 @@ import numpy as np
 
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node
-from keras_surgeon_rl.ids import TensorIDs
+from keras_surgeon_rl.ids import TensorIDs, index_of
 from keras_surgeon_rl.report import LayerReport, Report
+from keras_surgeon_rl.checks import guarded, may_not_rebuild, rebuilt_shape
 from keras_surgeon_rl.rules import Context, Rule, Units, rule_for
+from keras_surgeon_rl.rules.registry import framework_class, how_to_register
 from keras_surgeon_rl.rules.dense import inserted_note
 from keras_surgeon_rl.spec import IdChange, Insertion, Spec, suggest
 from keras_surgeon_rl.new_units import hidden_units, output_units
@@ -126,6 +128,16 @@ def _check_names(graph: Graph, spec: Spec) -> None:
             raise SurgeryError(f"layer {name!r} is both resized ('units') and deleted ('delete'); pick one")
 
 
+def _check_implicit(where: str, what: str, default: list, new: Optional[list]) -> None:
+    """Refuse a ``new`` that keeps none of the default IDs ``0..n-1`` of units that carry no IDs: it
+    would silently drop every learned weight of them (the usual cause: names in ``new``, no ``old``)."""
+    if new is None or not default or (index_of(default, new) >= 0).any():
+        return
+    raise SurgeryError(f"{where}.new keeps none of the units of {what}: it carries no unit IDs, so its units are "
+                       f"0..{len(default) - 1}, and 'new' names none of them ({new[:4]}…). Give 'old' (one ID per "
+                       "current unit, in order), or attach IDs with set_unit_ids before the surgery")
+
+
 class _Planner:
     def __init__(self, graph: Graph, spec: Spec, framework: Framework, given_outputs=frozenset()):
         self._given_outputs = given_outputs  # the spec's keys (None: the shorthand), for messages
@@ -149,6 +161,10 @@ class _Planner:
                 raise SurgeryError(f"output {out!r} is a model input; change its IDs through 'inputs'")
             if rule is not None and rule.owns_units:
                 return name
+            if rule is None and not framework_class(node.layer_class):
+                raise SurgeryError(
+                    f"output {out!r}: its units come from {name!r} ({node.class_name}), which has no surgery rule; "
+                    f"teach the surgeon this layer with {how_to_register(node)}")
             if rule is None or len(node.inbound) != 1:
                 raise SurgeryError(
                     f"output {out!r}: its units come from {name!r} ({node.class_name}), which does not define "
@@ -170,6 +186,8 @@ class _Planner:
             if owner in spec.units:
                 raise SurgeryError(f"layer {owner!r} gets units from both 'outputs' ({out!r}) and 'units'; "
                                    "give them in one place")
+            if change.old is None and owner not in g.unit_ids["layers"]:
+                _check_implicit(f"outputs[{out!r}]", f"layer {owner!r}", old_ids[owner], change.new)
             if change.old is not None:
                 if len(change.old) != len(old_ids[owner]):
                     raise SurgeryError(f"outputs[{out!r}].old lists {len(change.old)} IDs, but layer {owner!r} has "
@@ -232,10 +250,14 @@ class _Planner:
         carried = self.g.unit_ids["inputs"].get(node.name)
         if change.old is not None:
             old = change.old
-        elif carried is not None and len(carried) == width:
+        elif carried is not None:
+            if len(carried) != width:
+                raise SurgeryError(f"input {node.name!r} carries {len(carried)} unit IDs but has {width} features on "
+                                   f"axis {axis + 1} (shape {shape}); give 'old' in inputs[{node.name!r}]")
             old = list(carried)
         else:
             old = list(range(width))
+            _check_implicit(f"inputs[{node.name!r}]", f"input {node.name!r}", old, change.new)
         if len(old) != width:
             raise SurgeryError(f"inputs[{node.name!r}].old lists {len(old)} IDs, but the input has {width} "
                                f"features on axis {axis + 1} (shape {shape}); list one ID per feature, in order")
@@ -276,8 +298,9 @@ class _Planner:
                 raise SurgeryError(
                     f"layer {node.name!r} ({node.class_name}) has no surgery rule, and the unit IDs reaching it "
                     f"from {src!r} change. Keep the units reaching it unchanged, or teach the surgeon this layer "
-                    f"with keras_surgeon_rl.register_rule({node.class_name!r}, rule)")
+                    f"with {how_to_register(node)}")
             rule = _Verbatim()
+        rule = guarded(rule, changed)
         config = dict(node.config)
         if units is not None and units.changed:
             config = rule.resize(config, len(units.new_ids))
@@ -285,12 +308,8 @@ class _Planner:
                         node.call_as_list, dict(node.call_kwargs))
         ctx = Context(new_node, node, ins, units, self.spec.init, tuple(node.output_shape), tuple(node.output_shape))
         rule.check(ctx)
-        if changed:
-            try:
-                ctx.out_shape = self.fw.output_shape(new_node, [t.shape for t in ins])
-            except Exception as e:  # the framework rejects the new shapes
-                raise SurgeryError(f"layer {node.name!r} ({node.class_name}) cannot take inputs of shape "
-                                   f"{[t.shape for t in ins]} after the change: {e}") from e
+        if changed or may_not_rebuild(node):
+            ctx.out_shape = rebuilt_shape(self.fw, new_node, [t.shape for t in ins], ctx.old_out_shape, changed)
         self._finish(rule, ctx, "changed" if changed else "kept")
 
     def _insert(self, ins: Insertion, after: Node) -> None:

@@ -203,7 +203,8 @@ def verify(old_model, new_model, spec, x: Any = None, n: int = 256, seed: int = 
         seed: seed of the random inputs.
 
     Returns:
-        ``max |old(x_old)[u] - new(x_new)[u]|`` over samples and shared output units ``u``.
+        ``max |old(x_old)[u] - new(x_new)[u]|`` over samples and shared output units ``u``; NaN
+        when either model gives a NaN or infinite output there (so ``verify(...) <= tol`` fails).
 
     Raises:
         SurgeryError: the models share no output unit.
@@ -238,6 +239,8 @@ def verify(old_model, new_model, spec, x: Any = None, n: int = 256, seed: int = 
         shared_any = True
         ax = t.axis + 1
         diff = np.abs(np.take(yo, idx[have], axis=ax) - np.take(yn, have, axis=ax))
+        if not np.isfinite(diff).all():  # NaN or inf outputs: not "no difference"
+            return float("nan")
         worst = max(worst, float(diff.max()))
     if not shared_any:
         raise SurgeryError("the old and new models share no output unit, so there is nothing to compare; "

@@ -26,7 +26,7 @@ def model(K):
         ({"inputs": {"old": ["a", "b", "c", "a"]}}, r"unit ID 'a' appears twice"),
         ({"inputs": {"observation": {"new": [0, 1]}}}, r"'observation'.*not a model input.*Did you mean 'obs'"),
         ({"outputs": {"old": ["l", "r", "x"]}}, r"outputs\['q'\].old lists 3 IDs.*'q' has 2 units"),
-        ({"outputs": {"new": ["l", "x"], "init": "copy:zz"}}, r"copies 'zz'.*not an old unit"),
+        ({"outputs": {"new": [0, "x"], "init": "copy:zz"}}, r"copies 'zz'.*not an old unit"),
         ({"outputs": {"new": [0, 5], "init": "clone"}}, r"not a new-unit init"),
         ({"init": "keep"}, r"init: 'keep' is not an init mode.*preserve"),
         ({"insert": [{"after": "h7"}]}, r"layer 'h7'"),

@@ -120,7 +120,10 @@ SPECS = [
     ("mlp", {"outputs": {"new": [0, 1, 2, 3], "init": {5: "zeros"}}}, r"init\[5\]: 5 is not a unit of 'q'.*new units: \[3\]"),
     ("mlp", {"outputs": {"new": [0, 1, 2, 3], "init": {0: "zeros"}}}, r"init\[0\]: 0 is a kept unit of 'q'.*new units only"),
     ("mlp", {"outputs": {"new": [0, 1, 2, 3], "init": {3: "clone"}}}, r"init\[3\]: 'clone' is not a new-unit init"),
-    ("mlp", {"outputs": {"new": ["x", "y"], "init": "keep_greedy"}}, r"keep_greedy for 'x' copies a kept unit.*keeps none"),
+    ("mlp", {"outputs": {"old": ["a", "b", "c"], "new": ["x", "y"], "init": "keep_greedy"}},
+     r"keep_greedy for 'x' copies a kept unit.*keeps none"),
+    ("mlp", {"outputs": {"new": ["left", "right", "up"]}}, r"outputs\['q'\].new keeps none of the units of layer 'q'.*Give 'old'"),
+    ("mlp", {"inputs": {"new": ["x", "x_dot", "theta"]}}, r"inputs\['obs'\].new keeps none of the units.*0..3.*Give 'old'"),
     ("no_bias", {"outputs": {"new": [0, 1, 2, 3], "init": "keep_greedy"}}, r"'q'.*has no bias.*use 'zeros', 'random'"),
     ("no_bias", {"outputs": {"new": [0, 1, 2, 3], "init": {"copy": 0, "bias_offset": -1}}}, r"'q' has no bias"),
     ("mlp", {"outputs": {"qq": {"new": [0]}}}, r"'qq', which is not a model output.*Did you mean 'q'"),
@@ -321,6 +324,18 @@ def _corrupt(d, case):
         ids.write_text("")
     elif case == "sidecar_a_list":
         ids.write_text("[]")
+    elif case == "sidecar_inputs_a_list":
+        data["inputs"] = ["x"]
+        ids.write_text(json.dumps(data))
+    elif case == "sidecar_layer_ids_a_string":
+        data["layers"]["q"] = "lsr"
+        ids.write_text(json.dumps(data))
+    elif case == "sidecar_fingerprint_malformed":
+        data["fingerprint"]["layers"][0] = "obs"
+        ids.write_text(json.dumps(data))
+    elif case == "sidecar_without_hash":
+        del data["model_sha256"]
+        ids.write_text(json.dumps(data))
     elif case == "sidecar_wrong_count":
         data["layers"]["q"] = ["l", "r"]
         ids.write_text(json.dumps(data))
@@ -362,9 +377,13 @@ def _corrupt(d, case):
 
 
 FILE_CASES = {
-    "sidecar_not_json": r"m.keras.ids.json: unreadable unit-ID file.*delete it",
+    "sidecar_not_json": r"m.keras.ids.json: unreadable unit-ID file.*delete m.keras.ids.json to load m.keras",
     "sidecar_empty": r"m.keras.ids.json: unreadable unit-ID file",
-    "sidecar_a_list": r"m.keras.ids.json: expected a JSON object",
+    "sidecar_a_list": r"m.keras.ids.json: not a unit-ID file as save_model writes it",
+    "sidecar_inputs_a_list": r"m.keras.ids.json: not a unit-ID file.*at inputs",
+    "sidecar_layer_ids_a_string": r"m.keras.ids.json: not a unit-ID file.*at layers/q",
+    "sidecar_fingerprint_malformed": r"m.keras.ids.json: not a unit-ID file.*at fingerprint/layers/0",
+    "sidecar_without_hash": r"m.keras.ids.json: not a unit-ID file.*'model_sha256' is a required property",
     "sidecar_wrong_count": r"m.keras.ids.json: .*2 unit IDs are given for layer 'q', but it has 3 units",
     "sidecar_unknown_layer": r"m.keras.ids.json: .*layer 'nope'",
     "sidecar_nan_id": r"m.keras.ids.json: .*nan",
