@@ -1,8 +1,10 @@
-"""The command line: ``keras-surgeon-rl inspect | transplant | verify`` (also ``python -m keras_surgeon_rl``).
+"""The command line: ``keras-surgeon-rl inspect | transplant | verify | schema`` (also ``python -m keras_surgeon_rl``).
 
     keras-surgeon-rl inspect qnet.keras
     keras-surgeon-rl transplant qnet.keras add_theta_dot.yaml -o qnet_wide.keras [--dry-run]
     keras-surgeon-rl verify qnet.keras qnet_wide.keras add_theta_dot.yaml --tol 1e-5
+    keras-surgeon-rl schema > spec.schema.json        # the spec's JSON Schema, for editors
+    keras-surgeon-rl schema --check add_theta_dot.yaml   # a spec file against it, without a model
 
 Model files: Keras 3 ``.keras``; tf_keras ``.keras`` and ``.h5``. Unit IDs are read from and written
 to the sidecar ``<model>.ids.json``.
@@ -457,6 +459,24 @@ def cmd_verify(args) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def cmd_schema(args) -> int:
+    from keras_surgeon_rl.schema import SPEC_SCHEMA
+
+    if args.check is None:
+        print(json.dumps(SPEC_SCHEMA, indent=2))
+        return EXIT_OK
+    from keras_surgeon_rl.errors import SurgeryError
+    from keras_surgeon_rl.spec import Spec
+
+    spec, lines = read_spec(args.check)
+    try:
+        Spec.parse(spec)
+    except SurgeryError as e:
+        raise UserError(_bad_spec(args.check, lines, e)) from e
+    print(f"{args.check}: a valid spec (its names and IDs are checked against a model by transplant --dry-run)")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -485,6 +505,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"random samples when --inputs is not given (1 to {MAX_SAMPLES:,}; default 256)")
     v.add_argument("--tol", type=float, default=1e-5, help="largest difference that passes (default 1e-5)")
     v.set_defaults(run=cmd_verify)
+    s = sub.add_parser("schema", parents=[common], help="print the spec's JSON Schema, or check a spec file against it")
+    s.add_argument("--check", type=Path, metavar="SPEC", help="a spec file (YAML or JSON) to check instead")
+    s.set_defaults(run=cmd_schema)
     return p
 
 
