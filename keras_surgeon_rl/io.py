@@ -194,9 +194,8 @@ def _read_sidecar(path: Path, ids_path: Path, model, check: bool) -> dict:
     if check and "format" in data:  # sidecars before format 2 carry no fingerprint: checked below
         if data.get("model_sha256") != file_sha256(path):
             raise ModelFileError(
-                f"{ids_path}: written for another version of {path.name} (the model file's SHA-256 differs: "
-                "it was saved again without keras_surgeon_rl.io.save_model, or a save was interrupted); "
-                f"the unit IDs may not describe this model. {fix}")
+                f"{ids_path}: written for another version of {path.name} (its SHA-256 differs: saved again "
+                f"without keras_surgeon_rl.io.save_model, or an interrupted save). {fix}")
         diff = _difference(data.get("fingerprint") or {}, fingerprint(model))
         if diff:
             raise ModelFileError(f"{ids_path}: describes another model: {diff}. {fix}")

@@ -73,8 +73,13 @@ def network_of(agent: DQNAgent, target: bool = False):
     """
     model = agent.target_model if target else agent.model
     if not agent.enable_dueling_network:
-        return model
-    view = tf_keras.Model(model.inputs, model.layers[-2].output, name=f"{model.name}_to_dueling_head")
+        if not target:
+            return model
+        # The target network is a clone with the same layer names; it carries the online model's
+        # IDs through a view (without them its features would count 0..n-1 and fit no spec).
+        view = tf_keras.Model(model.inputs, model.outputs, name=f"{model.name}_ids")
+    else:
+        view = tf_keras.Model(model.inputs, model.layers[-2].output, name=f"{model.name}_to_dueling_head")
     ids = get_unit_ids(agent.model)
     set_unit_ids(view, inputs=ids["inputs"], layers=ids["layers"])
     return view

@@ -222,3 +222,7 @@ def test_save_and_load_agent_then_resume_by_name(tmp_path, dueling):
     # the saved feature names let the next surgery say only what is new
     new = resume_dqn(loaded, {"inputs": {"new": CARTPOLE_FEATURES}})
     np.testing.assert_array_equal(greedy(new, widen_states(states, kept, CARTPOLE_FEATURES)), greedy(agent, states))
+    # the target network takes the same surgery by ID (it once counted its features 0..n-1)
+    widened = widen_states(states, kept, CARTPOLE_FEATURES)
+    np.testing.assert_allclose(new.target_model.predict_on_batch(widened), agent.target_model.predict_on_batch(states),
+                               atol=1e-5)
