@@ -1,26 +1,28 @@
 """Surgery rules per layer kind, in an open registry (:func:`register_rule`).
 
-Built-in rules cover the layers of MLPs and CNNs in Keras 3 and tf_keras. A layer without a rule
-is copied as it is when the unit IDs reaching it are unchanged; when they change, the plan stops
-with an error naming the layer.
+Built-in rules cover the layers of MLPs and CNNs in Keras 3 and tf_keras (the frameworks' own
+classes only; a user class of the same name needs a rule of its own). A layer without a rule is
+copied as it is when the unit IDs reaching it are unchanged; when they change, the plan stops with
+an error naming the layer.
 """
 
-from keras_surgeon_rl.rules.base import Context, Rule, Units, register_rule, registered, rule_for
+from keras_surgeon_rl.rules.base import Context, Rule, Units
 from keras_surgeon_rl.rules.conv import ConvRule, DepthwiseConvRule
 from keras_surgeon_rl.rules.dense import DenseRule
 from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
 from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough
+from keras_surgeon_rl.rules.registry import register_builtin, register_rule, registered, rule_for
 from keras_surgeon_rl.rules.reshape import FlattenRule
 
 _NOT_EXACT = "{} mixes units: changing the units reaching it changes every output (not function-preserving)"
 
 
 def _register_builtins() -> None:
-    register_rule("Dense", DenseRule())
+    register_builtin("Dense", DenseRule())
     for name in ("Conv1D", "Conv2D", "Conv3D"):
-        register_rule(name, ConvRule())
+        register_builtin(name, ConvRule())
     for name in ("DepthwiseConv1D", "DepthwiseConv2D"):
-        register_rule(name, DepthwiseConvRule())
+        register_builtin(name, DepthwiseConvRule())
     plain = PassThrough()
     for name in (
         "Activation", "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Identity", "Dropout",
@@ -32,17 +34,17 @@ def _register_builtins() -> None:
         "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D",
         "UpSampling3D",
     ):
-        register_rule(name, plain)
-    register_rule("PReLU", PassThrough(per_unit_weights={"alpha": LIKE_DATA}))
+        register_builtin(name, plain)
+    register_builtin("PReLU", PassThrough(per_unit_weights={"alpha": LIKE_DATA}))
     bn = {"gamma": -1, "beta": -1, "moving_mean": -1, "moving_variance": -1}
-    register_rule("BatchNormalization", PassThrough(per_unit_weights=bn, axis_key="axis"))
-    register_rule("LayerNormalization", PassThrough(per_unit_weights={"gamma": -1, "beta": -1}, axis_key="axis",
+    register_builtin("BatchNormalization", PassThrough(per_unit_weights=bn, axis_key="axis"))
+    register_builtin("LayerNormalization", PassThrough(per_unit_weights={"gamma": -1, "beta": -1}, axis_key="axis",
                                                     note=_NOT_EXACT.format("LayerNormalization")))
-    register_rule("Softmax", PassThrough(axis_key="axis", note=_NOT_EXACT.format("Softmax")))
-    register_rule("Flatten", FlattenRule())
-    register_rule("Concatenate", ConcatenateRule())
+    register_builtin("Softmax", PassThrough(axis_key="axis", note=_NOT_EXACT.format("Softmax")))
+    register_builtin("Flatten", FlattenRule())
+    register_builtin("Concatenate", ConcatenateRule())
     for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
-        register_rule(name, ElementwiseMerge())
+        register_builtin(name, ElementwiseMerge())
 
 
 _register_builtins()

@@ -1,4 +1,4 @@
-"""What a surgery rule is, and the open registry that maps layer classes to rules.
+"""What a surgery rule is (the registry that maps layer classes to rules: :mod:`.registry`).
 
 A rule tells the planner, for one kind of layer, how unit IDs flow through it and how its weights
 are made from the old layer's. Rules see only plain data (:class:`Context`): node configs, unit-ID
@@ -13,7 +13,7 @@ A user can teach the surgeon a custom layer::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Node
 from keras_surgeon_rl.ids import TensorIDs
 from keras_surgeon_rl.spec import Insertion
-from keras_surgeon_rl.weights import ArrayMap, AxisMap
+from keras_surgeon_rl.weights import ArrayMap, AxisMap, Copy
 
 
 @dataclass
@@ -84,11 +84,23 @@ class Context:
     def input(self) -> TensorIDs:
         return self.inputs[0]
 
+    @property
+    def changed(self) -> bool:
+        """True when the units reaching the layer, or its own units, change."""
+        return any(t.changed for t in self.inputs) or (self.units is not None and self.units.changed)
+
     def fail(self, message: str) -> SurgeryError:
         return SurgeryError(f"layer {self.node.name!r} ({self.node.class_name}): {message}")
 
-    def read_axis(self, t: TensorIDs) -> AxisMap:
-        """The map for a weight axis that reads the units of ``t`` (a kernel's input axis)."""
+    def read_axis(self, t: TensorIDs, data_axis: Optional[int] = None) -> Optional[AxisMap]:
+        """The map for a weight axis that reads the units of ``t`` (a kernel's input axis).
+
+        ``data_axis`` is the axis of ``t`` the layer reads; when the units are on another one (so
+        they reach the layer unchanged: the rule's check refuses a change there), the weight axis is
+        copied as it is (``None``).
+        """
+        if data_axis is not None and data_axis % max(len(t.shape), 1) != t.axis:
+            return None
         zero = None
         if self.init != "random" and not t.fresh:
             zero = t.src < 0  # weights from new units start at zero: the function is unchanged
@@ -114,6 +126,9 @@ class Rule:
 
     #: The layer defines its own units (Dense units, Conv filters); ``unit_count`` reads them.
     owns_units: bool = False
+    #: The rule handles a layer called on several tensors (a merge). Other rules see one input, and a
+    #: layer of theirs called on several is refused when the units reaching it change.
+    several_inputs: bool = False
 
     def unit_count(self, config: dict) -> int:
         raise NotImplementedError
@@ -150,32 +165,6 @@ def _same_axis(t: TensorIDs, out_shape: tuple) -> int:
     return t.axis
 
 
-_REGISTRY: dict[Any, Rule] = {}
-
-
-def register_rule(layer: Any, rule: Rule) -> None:
-    """Use ``rule`` for layers of class ``layer`` (a class or its class name).
-
-    Args:
-        layer: a layer class (matches that class only) or a class name such as ``"MyLayer"``
-            (matches any class of that name). Subclasses of a known layer need a rule of their own.
-        rule: a :class:`Rule` instance.
-
-    Example:
-        >>> register_rule("MyScale", PassThrough(per_unit_weights={"scale": -1}))
-    """
-    if not isinstance(rule, Rule):
-        raise TypeError(f"register_rule expects a Rule instance, got {type(rule).__name__}")
-    _REGISTRY[layer] = rule
-
-
-def rule_for(node: Node) -> Optional[Rule]:
-    """The rule registered for the node's layer class (or, failing that, its class name), or ``None``."""
-    if node.layer_class is not None and node.layer_class in _REGISTRY:
-        return _REGISTRY[node.layer_class]
-    return _REGISTRY.get(node.class_name)
-
-
-def registered() -> list[str]:
-    """Names of the layer classes that have a rule, sorted."""
-    return sorted({k if isinstance(k, str) else k.__name__ for k in _REGISTRY})
+def verbatim_maps(node: Node) -> dict[str, ArrayMap]:
+    """Every weight of ``node`` copied as it is: for a layer nothing about which changes."""
+    return {name: Copy(name, [None] * w.ndim) for name, w in node.weights}

@@ -61,9 +61,9 @@ class ConvRule(Rule):
     def check(self, ctx: Context) -> None:
         t = ctx.input
         check_channel_axis(ctx, t)
-        if t.changed and int(ctx.node.config.get("groups", 1)) != 1:
-            raise ctx.fail("grouped convolutions (groups > 1) cannot take changed input channels; "
-                           "keep the channels reaching it unchanged")
+        if int(ctx.node.config.get("groups", 1)) != 1 and ctx.changed:
+            raise ctx.fail("a grouped convolution (groups > 1) reads each group of channels with its own filters, "
+                           "so neither its filters nor the channels reaching it can change by ID; keep both unchanged")
 
     def output_ids(self, ctx: Context) -> TensorIDs:
         u = ctx.units
@@ -82,7 +82,8 @@ class ConvRule(Rule):
             return {"kernel": Generated(tap_kernel(ctx.insertion.init), ctx.insertion.init, kernel),
                     "bias": Generated(zeros, "zeros", bias)}
         window = len(ctx.old.weight("kernel").shape) - 2
-        maps = {"kernel": Copy("kernel", [None] * window + [ctx.read_axis(ctx.input), ctx.unit_axis()])}
+        rows = ctx.read_axis(ctx.input, data_axis=channel_axis(ctx.node.config, len(ctx.input.shape)))
+        maps = {"kernel": Copy("kernel", [None] * window + [rows, ctx.unit_axis()])}
         if "bias" in ctx.old.weight_names:
             maps["bias"] = Copy("bias", [ctx.unit_axis(with_offset=True)])
         return maps

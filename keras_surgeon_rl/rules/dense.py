@@ -1,4 +1,8 @@
-"""Dense: the kernel ``W[in, out]`` maps input IDs to rows and the layer's unit IDs to columns."""
+"""Dense: the kernel ``W[in, out]`` maps input IDs to rows and the layer's unit IDs to columns.
+
+A Keras 3 LoRA Dense (``lora_rank``) computes with ``W + A @ B``: ``A``'s rows follow the input IDs
+and ``B``'s columns the units, so the sum follows them exactly.
+"""
 
 from __future__ import annotations
 
@@ -79,9 +83,13 @@ class DenseRule(Rule):
     def weight_maps(self, ctx: Context) -> dict:
         if ctx.insertion is not None:
             return self._inserted(ctx)
-        maps = {"kernel": Copy("kernel", [ctx.read_axis(ctx.input), ctx.unit_axis()])}
+        rows, columns = ctx.read_axis(ctx.input, data_axis=-1), ctx.unit_axis()
+        maps = {"kernel": Copy("kernel", [rows, columns])}
         if "bias" in ctx.old.weight_names:
             maps["bias"] = Copy("bias", [ctx.unit_axis(with_offset=True)])
+        if "lora_kernel_a" in ctx.old.weight_names:  # Keras 3 LoRA: kernel + a @ b, a's rows and b's columns
+            maps["lora_kernel_a"] = Copy("lora_kernel_a", [rows, None])
+            maps["lora_kernel_b"] = Copy("lora_kernel_b", [None, columns])
         if ctx.units.changed and activation_name(ctx.node.config) == "softmax":
             ctx.notes.append("softmax over a changed set of units: the kept outputs change too")
         return maps

@@ -17,6 +17,8 @@ def _same_units(a: TensorIDs, b: TensorIDs) -> bool:
 class ElementwiseMerge(Rule):
     """Add, Subtract, Multiply, Average, Maximum, Minimum: every input must carry the same units."""
 
+    several_inputs = True
+
     def check(self, ctx: Context) -> None:
         first = ctx.inputs[0]
         for k, t in enumerate(ctx.inputs[1:], start=1):
@@ -30,6 +32,8 @@ class ElementwiseMerge(Rule):
 
 class ConcatenateRule(Rule):
     """Concatenate along the unit axis: each branch keeps its IDs, tagged with its branch index."""
+
+    several_inputs = True
 
     def _on_unit_axis(self, ctx: Context) -> bool:
         rank = len(ctx.inputs[0].shape)
