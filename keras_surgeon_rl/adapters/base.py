@@ -8,6 +8,7 @@ small subclasses :mod:`.keras3` and :mod:`.tf_keras`.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from collections import Counter
@@ -17,12 +18,21 @@ import numpy as np
 
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node
+from keras_surgeon_rl.rules.registry import names_foreign_object
 from keras_surgeon_rl.unit_ids import get_unit_ids
 
 logger = logging.getLogger(__name__)
 
-#: Config keys that pin a layer's input shape; the rebuilt model gets its shapes from Input.
+#: Config keys that pin a layer's input shape; the rebuilt model gets its shapes from Input. A key
+#: the layer's own constructor names (Embedding's ``input_dim``, its vocabulary size) is kept.
 _INPUT_SHAPE_KEYS = ("batch_input_shape", "batch_shape", "input_shape", "input_dim")
+
+
+def _own_arguments(cls) -> set:
+    try:
+        return set(inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):  # no signature to read: keep the old behaviour
+        return set()
 
 
 def short_name(variable: Any) -> str:
@@ -59,7 +69,9 @@ class KerasAdapter:
         return Node(name, "InputLayer", None, {}, output_shape=shape, is_input=True, dtype=str(dtype))
 
     def _layer_node(self, layer, inbound: list[str], call_as_list: bool, call_kwargs: dict) -> Node:
-        config = {k: v for k, v in layer.get_config().items() if k not in _INPUT_SHAPE_KEYS}
+        config = layer.get_config()
+        strip = [k for k in _INPUT_SHAPE_KEYS if k in config and k not in _own_arguments(type(layer))]
+        config = {k: v for k, v in config.items() if k not in strip}
         weights = self.get_weights(layer)
         return Node(layer.name, type(layer).__name__, type(layer), config, inbound, call_as_list,
                     dict(call_kwargs), weights, self._output_shape_of(layer, config, inbound))
@@ -102,9 +114,8 @@ class KerasAdapter:
                 raise SurgeryError(
                     f"layer {name!r} is called {len(inbound_nodes)} times in model {model.name!r} (a shared "
                     "layer); the surgeon cannot give one layer two sets of unit IDs. Use separate layers")
-            inbound, kwargs = self._parse_inbound(name, inbound_nodes[0])
             layer = model.get_layer(name)
-            as_list = isinstance(layer.input, (list, tuple))
+            inbound, kwargs, as_list = self._parse_inbound(layer, inbound_nodes[0])
             nodes[name] = self._layer_node(layer, inbound, as_list, kwargs)
         return Graph(model.name, _topological(nodes), in_names, out_names, False, self.flavour)
 
@@ -114,7 +125,10 @@ class KerasAdapter:
             value = [value]
         return [v[0] for v in value]
 
-    def _parse_inbound(self, name: str, node_config) -> tuple[list[str], dict]:
+    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool]:
+        """How ``layer`` is called: the names of the layers it reads (in positional order), the other
+        keyword arguments, and whether it takes its inputs as one list (Concatenate, Add, …) rather
+        than as positional arguments (``MultiHeadAttention(query, value)``)."""
         raise NotImplementedError
 
     # The planner's needs -----------------------------------------------------------------------
@@ -128,10 +142,10 @@ class KerasAdapter:
         layer = node.layer_class.from_config(dict(node.config))
         shapes = [(None,) + tuple(s) for s in input_shapes]
         try:
-            out = layer.compute_output_shape(shapes if node.call_as_list else shapes[0])
+            out = layer.compute_output_shape(*([shapes] if node.call_as_list else shapes))
         except NotImplementedError:  # a custom layer: trace a symbolic call instead
             ins = [self.keras.Input(shape=tuple(s)) for s in input_shapes]
-            out = layer(ins if node.call_as_list else ins[0]).shape
+            out = layer(*([ins] if node.call_as_list else ins)).shape
         out = out.as_list() if hasattr(out, "as_list") else list(out)
         return tuple(None if d is None else int(d) for d in out[1:])
 
@@ -151,6 +165,8 @@ class KerasAdapter:
         units, shape = node.config.get("units"), tuple(input_shapes[0])
         if frozenset(node.config) != keys or type(units) is not int or units <= 0 or not shape or shape[-1] is None:
             return None
+        if names_foreign_object(node.config):  # a custom activation, initializer…: from_config must find it
+            return None
         return shape[:-1] + (units,)
 
     # Building ----------------------------------------------------------------------------------
@@ -167,7 +183,7 @@ class KerasAdapter:
         for node in layers:
             layer = node.layer_class.from_config(dict(node.config))
             args = [tensors[n] for n in node.inbound]
-            tensors[node.name] = layer(args if node.call_as_list else args[0], **node.call_kwargs)
+            tensors[node.name] = layer(*([args] if node.call_as_list else args), **node.call_kwargs)
         ins = [tensors[n] for n in graph.inputs]
         outs = [tensors[n] for n in graph.outputs]
         return k.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=graph.name)

@@ -5,24 +5,68 @@ Works in eager and in graph mode (keras-rl2 disables eager execution process-wid
 
 from __future__ import annotations
 
+import inspect
+
 import tf_keras
 
 from keras_surgeon_rl.adapters.base import KerasAdapter
 from keras_surgeon_rl.errors import SurgeryError
 
 
+def _reference(value):
+    """``[layer, node, tensor]`` when ``value`` is how tf_keras writes a tensor in call kwargs, else None."""
+    value = value.as_list() if hasattr(value, "as_list") else value
+    if (isinstance(value, (list, tuple)) and len(value) == 3 and isinstance(value[0], str)
+            and all(isinstance(v, int) for v in value[1:])):
+        return list(value)
+    return None
+
+
+def _positional(layer) -> list[str]:
+    """Names of the arguments of ``layer.call`` after the first, in order, that can be positional."""
+    try:
+        params = list(inspect.signature(layer.call).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in params[1:] if p.kind in kinds]
+
+
 class TfKerasAdapter(KerasAdapter):
     flavour = "tf_keras"
     keras = tf_keras
 
-    def _parse_inbound(self, name: str, node_config) -> tuple[list[str], dict]:
-        names, kwargs = [], {}
+    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool]:
+        name = layer.name
+        refs, kwargs = [], {}
         for entry in node_config:
-            layer_name, _node_index, tensor_index = entry[:3]
+            refs.append(list(entry[:3]))
+            if len(entry) > 3 and entry[3]:
+                kwargs.update(entry[3])
+        as_list = isinstance(layer.input, (list, tuple))
+        # tf_keras records a call's tensors after the first as keyword arguments (value= of
+        # MultiHeadAttention(query, value)); they are read back as the positional inputs they were
+        tensor_kwargs = [k for k, v in kwargs.items() if _reference(v) is not None]
+        order = _positional(layer)[:len(tensor_kwargs)]
+        if tensor_kwargs and (as_list or len(refs) != 1 or sorted(order) != sorted(tensor_kwargs)):
+            raise SurgeryError(f"layer {name!r} ({type(layer).__name__}) is called with tensors as keyword arguments "
+                               f"({', '.join(tensor_kwargs)}) that are not its next positional arguments "
+                               f"({', '.join(order) or 'none'}); the surgeon follows positional inputs only")
+        refs += [_reference(kwargs.pop(k)) for k in (order if tensor_kwargs else [])]
+        if any(_reference(v) is not None or _nested_reference(v) for v in kwargs.values()):
+            raise SurgeryError(f"layer {name!r} ({type(layer).__name__}) is called with tensors nested in its "
+                               f"keyword arguments ({', '.join(kwargs)}); the surgeon follows positional inputs only")
+        for layer_name, _node_index, tensor_index in refs:
             if tensor_index != 0:
                 raise SurgeryError(f"layer {name!r} reads output {tensor_index} of the multi-output layer "
                                    f"{layer_name!r}; multi-output layers are not supported")
-            names.append(layer_name)
-            if len(entry) > 3 and entry[3]:
-                kwargs.update(entry[3])
-        return names, kwargs
+        return [r[0] for r in refs], kwargs, as_list
+
+
+def _nested_reference(value) -> bool:
+    value = value.as_list() if hasattr(value, "as_list") else value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_reference(v) is not None or _nested_reference(v) for v in value)
+    return False
