@@ -142,7 +142,9 @@ class KerasAdapter:
         layer = node.layer_class.from_config(dict(node.config))
         shapes = [(None,) + tuple(s) for s in input_shapes]
         try:
-            out = layer.compute_output_shape(*([shapes] if node.call_as_list else shapes))
+            if len(shapes) > 1 and not node.call_as_list:  # several positional inputs: no one convention
+                raise NotImplementedError
+            out = layer.compute_output_shape(shapes if node.call_as_list else shapes[0])
         except NotImplementedError:  # a custom layer: trace a symbolic call instead
             ins = [self.keras.Input(shape=tuple(s)) for s in input_shapes]
             out = layer(*([ins] if node.call_as_list else ins)).shape
