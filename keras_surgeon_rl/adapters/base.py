@@ -52,6 +52,14 @@ class KerasAdapter:
 
         The weight arrays are read-only snapshots (:func:`snapshot`): copies in effect, without the copying.
         """
+        if not isinstance(model, self.keras.Model):
+            raise SurgeryError(f"{type(model).__name__} {getattr(model, 'name', '')!r} is a layer, not a model; wrap "
+                               "it in a model first (e.g. Sequential([Input(shape), layer]))")
+        if isinstance(getattr(model, "_inputs_struct", None), dict) or isinstance(
+                getattr(model, "_nested_inputs", None), dict):
+            raise SurgeryError(f"model {model.name!r} takes its inputs as a dict; the surgeon works on models whose "
+                               "inputs are one tensor or a list. Build it as Model([a, b, ...], outputs) with the "
+                               "same layers")
         if isinstance(model, self.keras.Sequential):
             graph = self._read_sequential(model)
         elif getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
