@@ -378,6 +378,7 @@ def cmd_inspect(args) -> int:
     from keras_surgeon_rl.adapters import adapter_for
     from keras_surgeon_rl.io import sidecar
     from keras_surgeon_rl.rules import rule_for
+    from keras_surgeon_rl.rules.registry import LookalikeRule
 
     model = load(args.model)
     graph = adapter_for(model).read(model)
@@ -389,7 +390,7 @@ def cmd_inspect(args) -> int:
         rule = rule_for(node)
         if node.is_input:
             can = "input: features by ID"
-        elif rule is None:
+        elif rule is None or isinstance(rule, LookalikeRule):
             can = "copied as is; no rule (IDs into it must not change)"
         elif rule.owns_units:
             can = "units by ID (resize, permute, remove)"
