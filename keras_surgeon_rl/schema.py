@@ -287,6 +287,25 @@ def _message(error) -> str:
     return f"{prefix}{error.message}"
 
 
+def validate_part(value: Any, definition: str, where: str) -> Any:
+    """Check one value against ``SPEC_SCHEMA["$defs"][definition]`` (e.g. a ``new_unit_init``).
+
+    Raises:
+        SurgeryError: the message starts with ``where``.
+    """
+    from jsonschema.exceptions import best_match
+
+    value = plain(value)
+    schema = {"$defs": SPEC_SCHEMA["$defs"], "$ref": f"#/$defs/{definition}"}
+    error = best_match(_validator_class()(schema).iter_errors(value))
+    if error is not None:
+        message = _message(error)
+        if list(error.absolute_path):  # "bias_offset: …" inside the value
+            raise SurgeryError(f"{where}.{message}")
+        raise SurgeryError(f"{where}: {message.removeprefix('spec: ')}")
+    return value
+
+
 def validate(spec: Any) -> Any:
     """Check ``spec`` against :data:`SPEC_SCHEMA`; returns it with NumPy scalars made plain.
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable, Optional
 
 from keras_surgeon_rl.errors import SurgeryError
-from keras_surgeon_rl.schema import INIT_MODES, INSERT_INITS, NEW_UNIT_INIT_HELP, plain, validate
+from keras_surgeon_rl.schema import INIT_MODES, INSERT_INITS, plain, validate, validate_part
 
 __all__ = ["Spec", "IdChange", "NewUnitInit", "Insertion", "id_list", "suggest", "INIT_MODES", "INSERT_INITS"]
 
@@ -93,7 +93,7 @@ class NewUnitInit:
         """One new-unit init, already valid under the schema (or validated here when used alone)."""
         if isinstance(value, NewUnitInit):
             return value
-        _check_init(value, where)
+        validate_part(value, "new_unit_init", where)
         if value in ("random", "zeros"):
             return cls(value)
         if value == "keep_greedy":
@@ -103,13 +103,6 @@ class NewUnitInit:
         if "keep_greedy" in value:
             return cls("keep_greedy", bias_offset=-float(value["keep_greedy"]))
         return cls("copy", _hashable(value["copy"], where), float(value.get("bias_offset", 0.0)))
-
-
-def _check_init(value: Any, where: str) -> None:
-    try:
-        validate({"outputs": {"new": [0], "init": value}})
-    except SurgeryError as e:
-        raise SurgeryError(f"{where}: {value!r} is not a new-unit init; use {NEW_UNIT_INIT_HELP}") from e
 
 
 @dataclass
