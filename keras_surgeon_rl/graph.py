@@ -25,6 +25,9 @@ class Node:
         inbound: names of the nodes whose outputs this layer is called on, in order.
         call_as_list: the layer is called on a list of tensors (Concatenate, Add, …).
         call_kwargs: other keyword arguments of the call (no tensors).
+        call_constants: positional arguments that are Python numbers, by position (``x * 2.0`` in
+            Keras 3: the ``keras.ops`` multiply is called on a tensor and a constant); the tensors
+            named by ``inbound`` fill the other positions, in order.
         weights: ``(short name, array)`` pairs in the layer's weight order (old model only).
         output_shape: per-sample output shape (no batch axis).
         is_input: the node is a model input (an ``InputLayer``).
@@ -42,6 +45,7 @@ class Node:
     output_shape: tuple = ()
     is_input: bool = False
     dtype: Optional[str] = None
+    call_constants: dict = field(default_factory=dict)
 
     def weight(self, name: str) -> np.ndarray:
         for n, w in self.weights:

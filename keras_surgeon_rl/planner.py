@@ -305,7 +305,7 @@ class _Planner:
         if units is not None and units.changed:
             config = rule.resize(config, len(units.new_ids))
         new_node = Node(node.name, node.class_name, node.layer_class, config, [p for p, _ in inbound],
-                        node.call_as_list, dict(node.call_kwargs))
+                        node.call_as_list, dict(node.call_kwargs), call_constants=dict(node.call_constants))
         ctx = Context(new_node, node, ins, units, self.spec.init, tuple(node.output_shape), tuple(node.output_shape))
         rule.check(ctx)
         if changed or may_not_rebuild(node):

@@ -101,6 +101,8 @@ def transplant_weights(old_model, new_model, spec) -> Report:
 def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
     names = {layer.name for layer in new_model.layers}
     for lp in p.layers.values():
+        if lp.node.name not in names and not lp.maps and (lp.old is None or not lp.old.weights):
+            continue  # a weightless keras.ops operation: nothing to fill
         if lp.node.name not in names:
             if strict:
                 raise AssertionError(f"built model lacks planned layer {lp.node.name!r}")

@@ -122,10 +122,15 @@ class KerasAdapter:
                 raise SurgeryError(
                     f"layer {name!r} is called {len(inbound_nodes)} times in model {model.name!r} (a shared "
                     "layer); the surgeon cannot give one layer two sets of unit IDs. Use separate layers")
-            layer = model.get_layer(name)
-            inbound, kwargs, as_list = self._parse_inbound(layer, inbound_nodes[0])
+            layer = self._operation(model, name)
+            inbound, kwargs, as_list, constants = self._parse_inbound(layer, inbound_nodes[0])
             nodes[name] = self._layer_node(layer, inbound, as_list, kwargs)
+            nodes[name].call_constants = constants
         return Graph(model.name, _topological(nodes), in_names, out_names, False, self.flavour)
+
+    def _operation(self, model, name: str):
+        """The layer (or, in Keras 3, the raw ``keras.ops`` operation) called ``name`` in ``model``."""
+        return model.get_layer(name)
 
     @staticmethod
     def _endpoints(value) -> list[str]:
@@ -133,10 +138,11 @@ class KerasAdapter:
             value = [value]
         return [v[0] for v in value]
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool]:
+    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool, dict]:
         """How ``layer`` is called: the names of the layers it reads (in positional order), the other
-        keyword arguments, and whether it takes its inputs as one list (Concatenate, Add, …) rather
-        than as positional arguments (``MultiHeadAttention(query, value)``)."""
+        keyword arguments, whether it takes its inputs as one list (Concatenate, Add, …) rather
+        than as positional arguments (``MultiHeadAttention(query, value)``), and the positional
+        arguments that are numbers (``{position: value}``, for ``keras.ops`` calls such as ``x * 2.0``)."""
         raise NotImplementedError
 
     # The planner's needs -----------------------------------------------------------------------
@@ -152,10 +158,12 @@ class KerasAdapter:
         try:
             if len(shapes) > 1 and not node.call_as_list:  # several positional inputs: no one convention
                 raise NotImplementedError
+            if not hasattr(layer, "compute_output_shape") or node.call_constants:  # a keras.ops operation
+                raise NotImplementedError
             out = layer.compute_output_shape(shapes if node.call_as_list else shapes[0])
         except NotImplementedError:  # a custom layer: trace a symbolic call instead
             ins = [self.keras.Input(shape=tuple(s)) for s in input_shapes]
-            out = layer(*([ins] if node.call_as_list else ins)).shape
+            out = layer(*call_args(node, ins)).shape
         out = out.as_list() if hasattr(out, "as_list") else list(out)
         return tuple(None if d is None else int(d) for d in out[1:])
 
@@ -193,7 +201,7 @@ class KerasAdapter:
         for node in layers:
             layer = node.layer_class.from_config(dict(node.config))
             args = [tensors[n] for n in node.inbound]
-            tensors[node.name] = layer(*([args] if node.call_as_list else args), **node.call_kwargs)
+            tensors[node.name] = layer(*call_args(node, args), **node.call_kwargs)
         ins = [tensors[n] for n in graph.inputs]
         outs = [tensors[n] for n in graph.outputs]
         return k.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=graph.name)
@@ -204,7 +212,7 @@ class KerasAdapter:
         The values are snapshots: later changes to the layer do not reach them (see
         :func:`snapshot`).
         """
-        variables = list(layer.weights)
+        variables = list(getattr(layer, "weights", ()))  # a keras.ops operation has none
         names = [short_name(v) for v in variables]
         dup = {n for n, c in Counter(names).items() if c > 1}
         names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
@@ -212,6 +220,17 @@ class KerasAdapter:
 
     def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
         layer.set_weights(arrays)
+
+
+def call_args(node: Node, tensors: list) -> list:
+    """The positional arguments of the node's call: its tensors (as one list, or one per position),
+    with its constants at their positions."""
+    if node.call_as_list:
+        return [tensors]
+    args, it = [], iter(tensors)
+    for pos in range(len(tensors) + len(node.call_constants)):
+        args.append(node.call_constants[pos] if pos in node.call_constants else next(it))
+    return args
 
 
 def snapshot(layer, variables: list | None = None) -> list[np.ndarray]:

@@ -28,7 +28,18 @@ class Keras3Adapter(KerasAdapter):
     flavour = "keras3"
     keras = keras
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool]:
+    def _operation(self, model, name: str):
+        """A layer, or a raw ``keras.ops`` call in the graph (``h + x``, ``keras.ops.relu(h)``): an
+        operation without weights, rebuilt from its config and called like a layer."""
+        try:
+            return model.get_layer(name)
+        except ValueError:
+            for op in model.operations:
+                if op.name == name:
+                    return op
+            raise SurgeryError(f"model {model.name!r} records an operation {name!r} that it does not hold") from None
+
+    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool, dict]:
         name = layer.name
         args = list(node_config.get("args", []))
         kwargs = node_config.get("kwargs", {}) or {}
@@ -38,8 +49,12 @@ class Keras3Adapter(KerasAdapter):
             raise SurgeryError(f"layer {name!r} is called with tensors as keyword arguments "
                                f"({', '.join(kwargs)}); the surgeon follows positional inputs only")
         as_list = len(args) == 1 and isinstance(args[0], (list, tuple))
-        found = []
-        for arg in args[0] if as_list else args:
+        found, constants = [], {}
+        is_op = not isinstance(layer, keras.layers.Layer)
+        for pos, arg in enumerate(args[0] if as_list else args):
+            if is_op and not as_list and isinstance(arg, (int, float)) and not isinstance(arg, bool):
+                constants[pos] = arg  # x * 2.0: a keras.ops call on a tensor and a number
+                continue
             if not _is_tensor(arg):
                 raise SurgeryError(f"layer {name!r} ({type(layer).__name__}) is called with {arg!r} among its "
                                    "positional inputs; the surgeon rebuilds calls on tensors (one, several, or one "
@@ -49,4 +64,4 @@ class Keras3Adapter(KerasAdapter):
             if history[2] != 0:
                 raise SurgeryError(f"layer {name!r} reads output {history[2]} of the multi-output layer "
                                    f"{history[0]!r}; multi-output layers are not supported")
-        return [h[0] for h in found], kwargs, as_list
+        return [h[0] for h in found], kwargs, as_list, constants

@@ -36,7 +36,7 @@ class TfKerasAdapter(KerasAdapter):
     flavour = "tf_keras"
     keras = tf_keras
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool]:
+    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool, dict]:
         name = layer.name
         refs, kwargs = [], {}
         for entry in node_config:
@@ -60,7 +60,7 @@ class TfKerasAdapter(KerasAdapter):
             if tensor_index != 0:
                 raise SurgeryError(f"layer {name!r} reads output {tensor_index} of the multi-output layer "
                                    f"{layer_name!r}; multi-output layers are not supported")
-        return [r[0] for r in refs], kwargs, as_list
+        return [r[0] for r in refs], kwargs, as_list, {}
 
 
 def _nested_reference(value) -> bool:

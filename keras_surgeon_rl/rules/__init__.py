@@ -10,6 +10,7 @@ from keras_surgeon_rl.rules.base import Context, Rule, Units
 from keras_surgeon_rl.rules.conv import ConvRule, DepthwiseConvRule
 from keras_surgeon_rl.rules.dense import DenseRule
 from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
+from keras_surgeon_rl.rules.ops import register_ops
 from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough
 from keras_surgeon_rl.rules.registry import register_builtin, register_rule, registered, rule_for
 from keras_surgeon_rl.rules.reshape import FlattenRule
@@ -45,6 +46,7 @@ def _register_builtins() -> None:
     register_builtin("Concatenate", ConcatenateRule())
     for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
         register_builtin(name, ElementwiseMerge())
+    register_ops()
 
 
 _register_builtins()

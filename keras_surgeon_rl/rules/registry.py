@@ -30,6 +30,8 @@ FRAMEWORKS = ("keras", "tf_keras")
 
 _REGISTRY: dict[Any, Rule] = {}  # the user's rules, by class or class name
 _BUILTIN: dict[str, Rule] = {}   # the built-in rules, by the framework class name
+_OPS: dict[str, Rule] = {}       # rules for Keras 3's raw operations (keras.ops calls), by class name
+OPS_MODULE = "keras.src.ops."
 
 
 def register_rule(layer: Any, rule: Rule) -> None:
@@ -51,6 +53,17 @@ def register_rule(layer: Any, rule: Rule) -> None:
 def register_builtin(class_name: str, rule: Rule) -> None:
     """Use ``rule`` for the frameworks' own layer class ``class_name`` (Keras 3 and tf_keras)."""
     _BUILTIN[class_name] = rule
+
+
+def register_op(class_name: str, rule: Rule) -> None:
+    """Use ``rule`` for Keras 3's raw operation ``class_name`` (``h + x`` records an ``Add`` operation,
+    ``keras.ops.relu(h)`` a ``Relu``): classes of ``keras.src.ops``, not layers."""
+    _OPS[class_name] = rule
+
+
+def is_operation(cls: Any) -> bool:
+    """True for a Keras 3 operation class (a ``keras.ops`` call in a Functional graph)."""
+    return (getattr(cls, "__module__", None) or "").startswith(OPS_MODULE)
 
 
 def framework_class(cls: Any) -> bool:
@@ -89,6 +102,8 @@ def rule_for(node: Node) -> Optional[Rule]:
     """The rule for the node's layer: the user's (by class, then by class name) or the built-in one
     for a framework class; for a user class that looks like a layer with a rule (a subclass of it,
     or a class of the same name), a :class:`LookalikeRule`; else ``None``."""
+    if is_operation(node.layer_class):
+        return _REGISTRY.get(node.layer_class) or _OPS.get(node.class_name)
     rule = _own_rule(node.layer_class, node.class_name)
     if rule is not None or node.layer_class is None:
         return rule
