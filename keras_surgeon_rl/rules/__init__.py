@@ -13,7 +13,7 @@ from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
 from keras_surgeon_rl.rules.ops import register_ops
 from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough
 from keras_surgeon_rl.rules.registry import register_builtin, register_rule, registered, rule_for
-from keras_surgeon_rl.rules.reshape import FlattenRule
+from keras_surgeon_rl.rules.reshape import FlattenRule, PermuteRule
 
 _NOT_EXACT = "{} mixes units: changing the units reaching it changes every output (not function-preserving)"
 
@@ -43,6 +43,7 @@ def _register_builtins() -> None:
                                                     note=_NOT_EXACT.format("LayerNormalization")))
     register_builtin("Softmax", PassThrough(axis_key="axis", note=_NOT_EXACT.format("Softmax")))
     register_builtin("Flatten", FlattenRule())
+    register_builtin("Permute", PermuteRule())
     register_builtin("Concatenate", ConcatenateRule())
     for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
         register_builtin(name, ElementwiseMerge())

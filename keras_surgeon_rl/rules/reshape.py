@@ -22,3 +22,13 @@ class FlattenRule(Rule):
         if not t.changed:  # nothing to map: skip building one (position, id) pair per element
             return TensorIDs.unchanged(range(ctx.out_shape[0]), ctx.out_shape)
         return ids.flatten(t, channels_first=ctx.node.config.get("data_format") == "channels_first")
+
+
+class PermuteRule(Rule):
+    """Permute: the units move with their axis (keras-rl2's Atari network puts a window of frames
+    ``(window, h, w)`` last with ``Permute((2, 3, 1))``, so frames become the conv's channels)."""
+
+    def output_ids(self, ctx: Context) -> TensorIDs:
+        t = ctx.input
+        dims = [int(d) - 1 for d in ctx.node.config["dims"]]  # output axis j reads input axis dims[j]
+        return t.with_shape(ctx.out_shape, ctx.old_out_shape, dims.index(t.axis))
