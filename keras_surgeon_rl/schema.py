@@ -108,7 +108,8 @@ SPEC_SCHEMA: dict = {
             "additionalProperties": {
                 "anyOf": [_COUNT, {**_ref("id_list"), "minItems": 1}],
                 "errorMessage": f"{{value}} is not a unit count or a list of unit IDs; give a count from 1 to "
-                                f"{MAX_UNITS:,} or at least one ID (to remove the layer, use 'delete')",
+                                f"{MAX_UNITS:,} or at least one ID (a layer keeps at least one unit; 'delete' removes a "
+                                "layer whose input and output shapes match, e.g. an inserted identity)",
             },
             "errorMessage": "expected {{layer_name: count or [ids]}}, got {value}",
         },
