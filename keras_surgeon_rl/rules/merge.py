@@ -10,12 +10,15 @@ from keras_surgeon_rl.rules.base import Context, Rule
 
 
 def _same_units(a: TensorIDs, b: TensorIDs) -> bool:
-    return (a.ids == b.ids and a.old_ids == b.old_ids and np.array_equal(a.src, b.src)
-            and np.array_equal(a.scale, b.scale))
+    """The tensors changed the same way, unit position by unit position: an elementwise join then
+    combines the same old units as before. (Their ID names may differ: a Concatenate's ``(branch,
+    id)`` pairs added to a conv's filter IDs, as in NASNet; the join works on positions.)"""
+    return (a.axis == b.axis and a.width == b.width and a.old_width == b.old_width
+            and np.array_equal(a.src, b.src) and np.array_equal(a.scale, b.scale))
 
 
 class ElementwiseMerge(Rule):
-    """Add, Subtract, Multiply, Average, Maximum, Minimum: every input must carry the same units."""
+    """Add, Subtract, Multiply, Average, Maximum, Minimum: every input must change the same way."""
 
     several_inputs = True
 
@@ -24,8 +27,8 @@ class ElementwiseMerge(Rule):
         for k, t in enumerate(ctx.inputs[1:], start=1):
             if not _same_units(first, t):
                 raise ctx.fail(
-                    f"its inputs must carry the same unit IDs, but branch 0 (from {ctx.node.inbound[0]!r}) "
-                    f"has {first.describe()} and branch {k} (from {ctx.node.inbound[k]!r}) has "
+                    "its inputs must change the same way, unit position by unit position, but branch 0 (from "
+                    f"{ctx.node.inbound[0]!r}) has {first.describe()} and branch {k} (from {ctx.node.inbound[k]!r}) has "
                     f"{t.describe()}; change every branch the same way (e.g. give both layers the same "
                     "'units' list)")
 

@@ -43,7 +43,7 @@ class ElementwiseOp(ElementwiseMerge):
         full = self._full(ctx)
         for t in full[1:]:
             if not _same_units(full[0], t):
-                raise ctx.fail(f"its inputs must carry the same unit IDs, but one has {full[0].describe()} and "
+                raise ctx.fail(f"its inputs must change the same way, unit position by unit position, but one has {full[0].describe()} and "
                                f"another {t.describe()}; change every branch the same way (e.g. give both layers "
                                "the same 'units' list)")
 

@@ -82,7 +82,7 @@ def test_ops_graphs_are_exact_or_refused(kind, k):
 
 
 def test_one_side_of_a_residual_changed_is_refused_naming_the_operation():
-    with pytest.raises(SurgeryError, match=r"layer 'add\w*' \(Add\): its inputs must carry the same unit IDs"):
+    with pytest.raises(SurgeryError, match=r"layer 'add\w*' \(Add\): its inputs must change the same way"):
         surgeon.plan(residual(), {"units": {"h": 5}})
 
 
@@ -102,3 +102,20 @@ def test_tensor_keyword_arguments_are_exact_or_refused():
         except SurgeryError:
             continue
         assert surgeon.verify(model, new, spec) <= 1e-5
+
+
+def test_branches_with_differently_named_ids_join_when_they_change_alike(K=keras):
+    """NASNet adds a Concatenate's output (IDs (branch, id)) to a conv's (IDs 0..n-1): nothing changed,
+    so the Add combines the same units as before; widening both the same way is exact too."""
+    inp = K.Input((6, 6, 3), name="img")
+    a = K.layers.Conv2D(2, 1, name="a")(inp)
+    b = K.layers.Conv2D(2, 1, name="b")(inp)
+    cat = K.layers.Concatenate(name="cat")([a, b])
+    c = K.layers.Conv2D(4, 1, name="c")(inp)
+    x = K.layers.Add(name="join")([cat, c])
+    y = K.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = randomize(K.Model(inp, K.layers.Dense(2, name="q")(y)))
+    for spec in ({}, {"inputs": {"new": [0, 1, 2, "depth"]}}, {"outputs": {"new": [1, 0]}}):
+        assert surgeon.verify(model, surgeon.transplant(model, spec), spec) <= 1e-5
+    with pytest.raises(SurgeryError, match=r"'join' \(Add\): its inputs must change the same way"):
+        surgeon.plan(model, {"units": {"c": 5}})
