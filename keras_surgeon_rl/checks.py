@@ -46,7 +46,7 @@ def quantization(node: Node) -> Optional[str]:
     if isinstance(dtype, str) and "_from_" in dtype:  # older Keras 3: "int8_from_float32"
         return dtype.split("_from_")[0]
     for name, w in node.weights:
-        if w.dtype.kind in "iu":
+        if w.dtype.kind in "iu" and w.ndim > 0:  # a scalar counter (Normalization's count) is no kernel
             return f"{w.dtype} weight {name!r}"
     return None
 
@@ -76,6 +76,9 @@ class Guarded(Rule):
 
     def unit_axis(self, config: dict, rank: int) -> int:
         return self.rule.unit_axis(config, rank)
+
+    def config_for(self, ctx: Context) -> dict:
+        return self.rule.config_for(ctx)
 
     def check(self, ctx: Context) -> None:
         if self.changed and ctx.old is not None:

@@ -308,6 +308,8 @@ class _Planner:
                         node.call_as_list, dict(node.call_kwargs), call_constants=dict(node.call_constants))
         ctx = Context(new_node, node, ins, units, self.spec.init, tuple(node.output_shape), tuple(node.output_shape))
         rule.check(ctx)
+        if changed:
+            new_node.config = rule.config_for(ctx)
         if changed or may_not_rebuild(node):
             ctx.out_shape = rebuilt_shape(self.fw, new_node, [t.shape for t in ins], ctx.old_out_shape, changed)
         self._finish(rule, ctx, "changed" if changed else "kept")

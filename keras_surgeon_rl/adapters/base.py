@@ -220,6 +220,8 @@ class KerasAdapter:
 
     def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
         layer.set_weights(arrays)
+        if callable(getattr(layer, "finalize_state", None)):
+            layer.finalize_state()  # Keras 3's Normalization derives its mean/variance from the weights here
 
 
 def call_args(node: Node, tensors: list) -> list:

@@ -11,7 +11,7 @@ from keras_surgeon_rl.rules.conv import ConvRule, DepthwiseConvRule
 from keras_surgeon_rl.rules.dense import DenseRule
 from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
 from keras_surgeon_rl.rules.ops import register_ops
-from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough
+from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough, PerUnitConstants
 from keras_surgeon_rl.rules.registry import register_builtin, register_rule, registered, rule_for
 from keras_surgeon_rl.rules.reshape import FlattenRule, PermuteRule
 
@@ -42,6 +42,9 @@ def _register_builtins() -> None:
     register_builtin("LayerNormalization", PassThrough(per_unit_weights={"gamma": -1, "beta": -1}, axis_key="axis",
                                                     note=_NOT_EXACT.format("LayerNormalization")))
     register_builtin("Softmax", PassThrough(axis_key="axis", note=_NOT_EXACT.format("Softmax")))
+    register_builtin("Rescaling", PerUnitConstants({"scale": 1.0, "offset": 0.0}))
+    register_builtin("Normalization", PerUnitConstants({"mean": 0.0, "variance": 1.0}, axis_key="axis",
+                                                       per_unit_weights={"mean": -1, "variance": -1, "count": None}))
     register_builtin("Flatten", FlattenRule())
     register_builtin("Permute", PermuteRule())
     register_builtin("Concatenate", ConcatenateRule())

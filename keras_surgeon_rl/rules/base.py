@@ -143,6 +143,11 @@ class Rule:
     def check(self, ctx: Context) -> None:
         """Raise a :class:`SurgeryError` when the layer cannot take what reaches it."""
 
+    def config_for(self, ctx: Context) -> dict:
+        """The new layer's config when the units reaching it changed (per-unit constants in the
+        config, such as Rescaling's per-channel ``scale``, follow their units)."""
+        return ctx.node.config
+
     def output_ids(self, ctx: Context) -> TensorIDs:
         t = ctx.input
         return t.with_shape(ctx.out_shape, ctx.old_out_shape, _same_axis(t, ctx.out_shape))

@@ -29,7 +29,8 @@ class PassThrough(Rule):
 
     Args:
         per_unit_weights: weights indexed by unit: ``{name: axis of the weight array}``, or
-            ``{name: LIKE_DATA}`` for a weight shaped like one sample of the data.
+            ``{name: LIKE_DATA}`` for a weight shaped like one sample of the data, or
+            ``{name: None}`` for a weight that is not per unit (copied as it is).
         axis_key: config key naming the axis the layer works on (``"axis"`` for BatchNormalization);
             the changed unit IDs must be on that axis.
         note: a remark added to the plan when the units reaching the layer change (e.g. "not
@@ -64,9 +65,44 @@ class PassThrough(Rule):
                 raise ctx.fail(f"weight {name!r} has no mapping in its rule; register a rule that maps it")
             axis = self.per_unit_weights[name]
             rank = ctx.old.weight(name).ndim
+            if axis is None:  # not per unit (Normalization's count): copied as it is
+                maps[name] = Copy(name, [None] * rank)
+                continue
             if axis == LIKE_DATA:
                 axis = t.axis if rank == len(t.shape) else rank - 1
             axes = [None] * rank
             axes[axis % rank] = ctx.per_unit(t)
             maps[name] = Copy(name, axes)
         return maps
+
+
+class PerUnitConstants(PassThrough):
+    """A pass-through layer whose config may hold one constant per unit: Rescaling's ``scale`` and
+    ``offset``, Normalization's ``mean`` and ``variance`` given to its constructor (ConvNeXt).
+
+    Kept units keep their constants, new units get ``defaults`` (their values never matter: the
+    weights reading new units start at zero), removed units' constants are dropped. Scalars stay.
+
+    Args:
+        defaults: ``{config key: value for a new unit}``.
+        **kwargs: as for :class:`PassThrough`.
+    """
+
+    def __init__(self, defaults: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.defaults = defaults
+
+    def config_for(self, ctx: Context) -> dict:
+        t, config = ctx.input, dict(ctx.node.config)
+        for key, default in self.defaults.items():
+            value = config.get(key)
+            if not isinstance(value, (list, tuple)):
+                continue
+            nested = any(isinstance(v, (list, tuple)) for v in value)
+            if len(value) == 1 and not nested:  # one value for every unit
+                continue
+            if len(value) != t.old_width or nested:
+                raise ctx.fail(f"its {key!r} holds {len(value)} values, not one per unit of the {t.old_width} on "
+                               f"axis {t.axis + 1}; keep the units reaching it unchanged")
+            config[key] = [value[s] if s >= 0 else default for s in t.src.tolist()]
+        return config
