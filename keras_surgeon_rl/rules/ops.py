@@ -3,7 +3,7 @@
 Idiomatic Keras 3 code calls ``keras.ops`` on symbolic tensors; the graph then holds operations
 that are not layers and have no weights. Elementwise ones act on each unit alone, so unit IDs pass
 through them like an activation (one tensor, or tensors and numbers) or, with several tensors,
-like ``Add`` (every tensor must carry the same units). Any other operation is copied as it is while
+like ``Add`` (every tensor must change the same way). Any other operation is copied as it is while
 the unit IDs reaching it are unchanged, and refused when they change.
 """
 
@@ -15,15 +15,17 @@ from keras_surgeon_rl.rules.merge import ElementwiseMerge, _same_units
 from keras_surgeon_rl.rules.passthrough import PassThrough
 from keras_surgeon_rl.rules.registry import register_op
 
-#: Operations that map each element on its own (class names in keras.src.ops).
+#: Operations that map each element on its own, defined and finite for every finite input. (Log,
+#: Sqrt, Reciprocal, Exp, Divide, Power are not: a new unit could become NaN or inf there, and a
+#: zero weight reading it would still give NaN, so they are copied as they are and refused when
+#: their units change.)
 ELEMENTWISE_UNARY = (
     "Relu", "Relu6", "Sigmoid", "Softplus", "Softsign", "Silu", "LogSigmoid", "LeakyRelu", "HardSigmoid",
     "HardSilu", "Elu", "Selu", "Gelu", "Celu", "SoftShrink", "HardShrink", "TanhShrink", "Squareplus",
-    "Tanh", "Abs", "Absolute", "Exp", "Expm1", "Log", "Log1p", "Square", "Sqrt", "Negative", "Sign", "Sin",
-    "Cos", "Reciprocal", "Floor", "Ceil", "Round",
+    "Tanh", "Abs", "Absolute", "Negative", "Sign", "Sin", "Cos", "Floor", "Ceil", "Round",
 )
 #: Operations that combine tensors element by element (numbers are broadcast).
-ELEMENTWISE_BINARY = ("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power")
+ELEMENTWISE_BINARY = ("Add", "Subtract", "Multiply", "Maximum", "Minimum")
 
 
 def _broadcast(t: TensorIDs) -> bool:
