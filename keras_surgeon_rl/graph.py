@@ -15,7 +15,12 @@ import numpy as np
 
 @dataclass
 class Node:
-    """One layer call in the model (each layer appears once; shared layers are refused).
+    """One layer call in the model.
+
+    A layer called more than once (a shared layer) appears once per call: the first call under the
+    layer's name, call ``k`` as ``name@k`` (:func:`call_name`) with ``shares`` naming the layer. A
+    nested model (a Functional or Sequential model used as a layer) carries its own graph in
+    ``subgraph``; its weights live there.
 
     Attributes:
         name: the layer's name; a layer keeps its name in the new model, and with it its weights.
@@ -32,6 +37,8 @@ class Node:
         output_shape: per-sample output shape (no batch axis).
         is_input: the node is a model input (an ``InputLayer``).
         dtype: the input's dtype (model inputs only).
+        shares: for call ``k > 0`` of a shared layer, the layer's name (the node of its first call).
+        subgraph: for a nested model, the model's own graph.
     """
 
     name: str
@@ -46,6 +53,13 @@ class Node:
     is_input: bool = False
     dtype: Optional[str] = None
     call_constants: dict = field(default_factory=dict)
+    shares: Optional[str] = None
+    subgraph: Optional["Graph"] = None
+
+    @property
+    def layer(self) -> str:
+        """The name of the layer this node calls (its own name, unless it is a later call of a shared one)."""
+        return self.shares or self.name
 
     def weight(self, name: str) -> np.ndarray:
         for n, w in self.weights:
@@ -81,6 +95,14 @@ class Graph:
     flavour: str
     unit_ids: dict = field(default_factory=lambda: {"inputs": {}, "layers": {}})
 
+    def find(self, name: str) -> list[tuple[tuple[str, ...], "Node"]]:
+        """Every node called ``name`` here or in a nested model, as ``(path of nested model names, node)``."""
+        found = [((), self.nodes[name])] if name in self.nodes else []
+        for node in self.nodes.values():
+            if node.subgraph is not None and node.shares is None:
+                found += [((node.name,) + path, n) for path, n in node.subgraph.find(name)]
+        return found
+
     def consumers(self, name: str) -> list[str]:
         return [n.name for n in self.nodes.values() if name in n.inbound]
 
@@ -94,3 +116,8 @@ class Graph:
             for i, node in enumerate(self.nodes.values())
             if i > 0
         ) and order[-1] == self.outputs[0]
+
+
+def call_name(layer: str, index: int) -> str:
+    """The node name of call ``index`` of layer ``layer`` (the first call keeps the layer's name)."""
+    return layer if index == 0 else f"{layer}@{index}"

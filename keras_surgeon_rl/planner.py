@@ -46,6 +46,7 @@ class LayerPlan:
     maps: dict[str, ArrayMap]
     report: LayerReport
     units_ids: Optional[list] = None  # an inserted layer's unit IDs
+    sub: Optional["Plan"] = None  # a nested model's own plan
 
 
 @dataclass
@@ -102,10 +103,27 @@ def _resolve(key: Optional[str], names: list[str], what: str) -> str:
 def _check_names(graph: Graph, spec: Spec) -> None:
     layers = [n for n in graph.nodes if not graph.nodes[n].is_input]
 
-    def known(name, where):
-        if name not in graph.nodes:
+    def known(name, where) -> bool:
+        """True for a layer of this graph; False for one inside a nested model (its plan checks it)."""
+        found = graph.find(name)
+        if not found:
             raise SurgeryError(f"spec '{where}' names layer {name!r}, which the model {graph.name!r} does not "
                                f"have.{suggest(name, graph.nodes)} Layers: {', '.join(layers)}")
+        if len(found) > 1:
+            where_all = ", ".join("/".join(path + (name,)) for path, _ in found)
+            raise SurgeryError(f"spec '{where}' names layer {name!r}, but the model and the models nested in it have "
+                               f"{len(found)} layers of that name ({where_all}); rename the layers so that "
+                               "each name is used once")
+        path, node = found[0]
+        if node.shares is not None:
+            raise SurgeryError(f"spec '{where}' names {name!r}, a later call of the shared layer {node.shares!r}; "
+                               f"name the layer itself ({node.shares!r}): all its calls change alike")
+        shared = [n.name for n in graph.nodes.values() if n.shares == name]
+        if shared and where in ("insert", "delete"):
+            raise SurgeryError(f"{where} {name!r}: layer {name!r} is shared (called {len(shared) + 1} times, also as "
+                               f"{', '.join(map(repr, shared))}), so one place to {where} it is not defined; use separate "
+                               "layers, or insert/delete after the calls")
+        return not path
 
     spec.inputs = {_resolve(k, graph.inputs, "input"): v for k, v in spec.inputs.items()}
     spec.outputs = {_resolve(k, graph.outputs, "output"): v for k, v in spec.outputs.items()}
@@ -116,7 +134,8 @@ def _check_names(graph: Graph, spec: Spec) -> None:
         if ins.after in spec.delete:
             raise SurgeryError(f"insert after {ins.after!r}: that layer is deleted by the same spec")
     for name in spec.delete:
-        known(name, "delete")
+        if not known(name, "delete"):
+            continue
         node = graph.nodes[name]
         if node.is_input or name in graph.outputs:
             raise SurgeryError(f"delete {name!r}: model inputs and outputs cannot be deleted; change their "
@@ -138,12 +157,37 @@ def _check_implicit(where: str, what: str, default: list, new: Optional[list]) -
                        "current unit, in order), or attach IDs with set_unit_ids before the surgery")
 
 
+def _sub_spec(spec: Spec, sub: Graph, output: Optional[IdChange]) -> Spec:
+    """The part of ``spec`` about the layers of the nested model ``sub`` (its inputs come from the
+    outer plan; ``output``: a change of the outer model's output that the nested model produces)."""
+    inside = lambda name: bool(sub.find(name))  # noqa: E731
+    return Spec(inputs={}, outputs={} if output is None else {sub.outputs[0]: output},
+                units={n: v for n, v in spec.units.items() if inside(n)},
+                insert=[i for i in spec.insert if inside(i.after)], delete=[n for n in spec.delete if inside(n)],
+                init=spec.init)
+
+
+def _same_ids(a: TensorIDs, b: TensorIDs) -> bool:
+    """Two tensors carry the same units from the same old units (what one set of weights can read)."""
+    return (list(a.ids) == list(b.ids) and a.axis == b.axis and np.array_equal(a.src, b.src)
+            and np.array_equal(a.scale, b.scale) and a.fresh == b.fresh and len(a.shape) == len(b.shape))
+
+
+def _describe(t: TensorIDs) -> str:
+    ids = list(t.ids)
+    return f"{len(ids)} units {ids[:6]}{'…' if len(ids) > 6 else ''}" + (" (changed)" if t.changed else "")
+
+
 class _Planner:
-    def __init__(self, graph: Graph, spec: Spec, framework: Framework, given_outputs=frozenset()):
+    def __init__(self, graph: Graph, spec: Spec, framework: Framework, given_outputs=frozenset(),
+                 given_inputs: Optional[dict[str, TensorIDs]] = None):
         self._given_outputs = given_outputs  # the spec's keys (None: the shorthand), for messages
         self.g = graph
         self.spec = spec
         self.fw = framework
+        self.given_inputs = given_inputs or {}  # a nested model's inputs: the IDs its call reads
+        self.nested_outputs: dict[str, IdChange] = {}  # nested model -> change of the output it produces
+        self.calls: dict[str, list[TensorIDs]] = {}  # layer -> IDs its first call reads
         self.units = self._unit_ids()
         self.alias: dict[str, tuple[str, TensorIDs]] = {}  # old node name -> (new producer, IDs read)
         self.nodes: dict[str, Node] = {}
@@ -159,8 +203,8 @@ class _Planner:
             rule = rule_for(node)
             if node.is_input:
                 raise SurgeryError(f"output {out!r} is a model input; change its IDs through 'inputs'")
-            if rule is not None and rule.owns_units:
-                return name
+            if (rule is not None and rule.owns_units) or node.subgraph is not None:
+                return node.layer
             if rule is None and not framework_class(node.layer_class):
                 raise SurgeryError(
                     f"output {out!r}: its units come from {name!r} ({node.class_name}), which has no surgery rule; "
@@ -176,13 +220,16 @@ class _Planner:
         old_ids: dict[str, list] = {}
         for node in g.nodes.values():
             rule = rule_for(node)
-            if rule is not None and rule.owns_units:
+            if rule is not None and rule.owns_units and node.shares is None:
                 n = rule.unit_count(node.config)
                 carried = g.unit_ids["layers"].get(node.name)
                 old_ids[node.name] = list(carried) if carried is not None else list(range(n))
         changes: dict[str, tuple[str, IdChange]] = {}
         for out, change in spec.outputs.items():
             owner = self._owner_of_output(out)
+            if g.nodes[owner].subgraph is not None:  # produced inside a nested model: its plan changes it
+                self.nested_outputs[owner] = change
+                continue
             if owner in spec.units:
                 raise SurgeryError(f"layer {owner!r} gets units from both 'outputs' ({out!r}) and 'units'; "
                                    "give them in one place")
@@ -206,7 +253,7 @@ class _Planner:
             else:
                 units[name] = Units.same(ids)
         for name in spec.units:
-            if name not in units:
+            if name not in units and name in g.nodes:  # (a nested model's layers are its plan's)
                 node = g.nodes[name]
                 raise SurgeryError(f"units[{name!r}]: layer {name!r} ({node.class_name}) has no units of its own to "
                                    "resize; only Dense and Conv layers can be resized")
@@ -234,10 +281,19 @@ class _Planner:
             "layers": {n: list(self.units[n].new_ids) if n in self.units else list(lp.units_ids)
                        for n, lp in self.layers.items() if n in self.units or lp.units_ids is not None},
         }
+        for lp in self.layers.values():  # IDs are kept by layer name for nested models' layers too
+            if lp.sub is not None:
+                new.unit_ids["layers"].update(lp.sub.new.unit_ids["layers"])
         report = Report(self.g.name, self.rows)
         return Plan(self.g, new, self.layers, self.inputs, [t for _, t in outputs], report, self.spec)
 
     def _input(self, node: Node) -> None:
+        if node.name in self.given_inputs:  # a nested model's input: what its call reads
+            t = self.given_inputs[node.name]
+            self.nodes[node.name] = Node(node.name, node.class_name, node.layer_class, dict(node.config), [],
+                                         output_shape=t.shape, is_input=True, dtype=node.dtype)
+            self.alias[node.name] = (node.name, t)
+            return
         shape = tuple(node.output_shape)
         change = self.spec.inputs.get(node.name, IdChange())
         axis = -1 if change.axis is None else change.axis
@@ -287,8 +343,13 @@ class _Planner:
                                       "if the layer was an identity)"]))
 
     def _layer(self, node: Node) -> None:
+        if node.shares is not None:
+            return self._again(node)
+        if node.subgraph is not None:
+            return self._nested(node)
         inbound = [self.alias[n] for n in node.inbound]
         ins = [t for _, t in inbound]
+        self.calls[node.name] = ins
         rule = rule_for(node)
         units = self.units.get(node.name)
         changed = any(t.changed for t in ins) or (units is not None and units.changed)
@@ -313,6 +374,71 @@ class _Planner:
         if changed or may_not_rebuild(node):
             ctx.out_shape = rebuilt_shape(self.fw, new_node, [t.shape for t in ins], ctx.old_out_shape, changed)
         self._finish(rule, ctx, "changed" if changed else "kept")
+
+    def _nested(self, node: Node) -> None:
+        """A nested model: planned on its own with the IDs its call reads; its layers keep their names."""
+        inbound = [self.alias[n] for n in node.inbound]
+        ins = [t for _, t in inbound]
+        self.calls[node.name] = ins
+        sub = node.subgraph
+        if len(ins) != len(sub.inputs):
+            raise SurgeryError(f"nested model {node.name!r} has {len(sub.inputs)} inputs but is called on "
+                               f"{len(ins)} tensors; the surgeon follows nested models called on one tensor per input")
+        spec = _sub_spec(self.spec, sub, self.nested_outputs.get(node.name))
+        _check_names(sub, spec)
+        plan = _Planner(sub, spec, self.fw, set(spec.outputs), dict(zip(sub.inputs, ins))).run()
+        out = plan.outputs[0]
+        changed = any(t.changed for t in ins) or any(r.status not in ("kept", "input, kept") for r in plan.report.rows)
+        new_node = Node(node.name, node.class_name, node.layer_class, dict(node.config), [p for p, _ in inbound],
+                        node.call_as_list, dict(node.call_kwargs), output_shape=tuple(out.shape), subgraph=plan.new)
+        row = LayerReport(node.name, node.class_name, f"nested model, {'changed' if changed else 'kept'}",
+                          node.output_shape, new_node.output_shape)
+        self.nodes[node.name] = new_node
+        self.alias[node.name] = (node.name, out)
+        self.layers[node.name] = LayerPlan(new_node, node, {}, row, sub=plan)
+        self.rows.append(row)
+        for r in plan.report.rows:
+            if not r.status.startswith("input"):
+                r.name = f"{node.name}/{r.name}"
+                self.rows.append(r)
+
+    def _again(self, node: Node) -> None:
+        """A later call of a shared layer: one layer, one set of weights, so it must read what the first
+        call reads; its output IDs follow from the layer's rule as for the first call."""
+        inbound = [self.alias[n] for n in node.inbound]
+        ins = [t for _, t in inbound]
+        first, new_first = self.g.nodes[node.shares], self.nodes[node.shares]
+        seen = self.calls[node.shares]
+        if len(ins) != len(seen) or not all(_same_ids(a, b) for a, b in zip(ins, seen)):
+            diff = next(i for i, (a, b) in enumerate(zip(ins, seen)) if not _same_ids(a, b)) if len(ins) == len(seen) else 0
+            raise SurgeryError(
+                f"layer {node.shares!r} ({node.class_name}) is shared: called more than once, with one set of weights. "
+                f"Its call {node.name!r} reads {_describe(ins[diff])} from {node.inbound[diff]!r}, but its first call "
+                f"reads {_describe(seen[diff])} from {first.inbound[diff]!r}. Change the inputs of every call alike "
+                "(e.g. the same 'inputs' change on every model input feeding it), or use separate layers")
+        new_node = Node(node.name, node.class_name, node.layer_class, new_first.config, [p for p, _ in inbound],
+                        node.call_as_list, dict(node.call_kwargs), call_constants=dict(node.call_constants),
+                        shares=node.shares, subgraph=new_first.subgraph)
+        if node.subgraph is not None:
+            if tuple(node.output_shape) != tuple(first.output_shape):
+                raise SurgeryError(f"nested model {node.shares!r} is called on inputs of different shapes; the surgeon "
+                                   "follows a nested model called several times only on inputs of one shape")
+            out = self.alias[node.shares][1]
+        else:
+            rule = rule_for(node) or _Verbatim()
+            units = self.units.get(node.shares)
+            changed = any(t.changed for t in ins) or (units is not None and units.changed)
+            ctx = Context(new_node, node, ins, units, self.spec.init, tuple(node.output_shape), tuple(node.output_shape))
+            rule = guarded(rule, changed)
+            rule.check(ctx)
+            if changed:
+                ctx.out_shape = rebuilt_shape(self.fw, new_node, [t.shape for t in ins], ctx.old_out_shape, changed)
+            out = rule.output_ids(ctx)
+        new_node.output_shape = tuple(out.shape)
+        self.nodes[node.name] = new_node
+        self.alias[node.name] = (node.name, out)
+        self.rows.append(LayerReport(node.name, node.class_name, f"call of shared {node.shares!r}",
+                                     node.output_shape, new_node.output_shape))
 
     def _insert(self, ins: Insertion, after: Node) -> None:
         producer, t = self.alias[after.name]

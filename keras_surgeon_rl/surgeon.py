@@ -109,6 +109,9 @@ def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
             raise SurgeryError(f"the new model has no layer {lp.node.name!r}, which the plan needs; name the "
                                "new model's layers as in the old one (or as the spec's 'insert' names them)")
         layer = new_model.get_layer(lp.node.name)
+        if lp.sub is not None:  # a nested model: filled from its own plan
+            _fill(lp.sub, adapter, layer, strict)
+            continue
         fresh = adapter.get_weights(layer)
         arrays = _layer_arrays(lp, fresh)
         if lp.old is None:  # inserted: the plan now knows the sizes

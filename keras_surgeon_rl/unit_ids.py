@@ -70,7 +70,8 @@ def check_graph(graph, ids: dict) -> None:
             raise SurgeryError(f"{len(value)} unit IDs are given for input {name!r}, but its shape is {shape}: "
                                "give one ID per feature on its unit axis")
     for name, value in ids["layers"].items():
-        node = graph.nodes.get(name)
+        found = graph.find(name)  # a layer of the model or of a model nested in it
+        node = found[0][1] if len(found) == 1 else None
         rule = rule_for(node) if node is not None and not node.is_input else None
         if rule is None or not rule.owns_units:
             what = "the model has no layer of that name" if node is None else f"it is a {node.class_name}, which has no units of its own"

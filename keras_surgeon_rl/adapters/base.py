@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from keras_surgeon_rl.errors import SurgeryError
-from keras_surgeon_rl.graph import Graph, Node
+from keras_surgeon_rl.graph import Graph, Node, call_name
 from keras_surgeon_rl.rules.registry import names_foreign_object
 from keras_surgeon_rl.unit_ids import get_unit_ids
 
@@ -68,7 +68,17 @@ class KerasAdapter:
         else:
             graph = self._read_functional(model)
         graph.unit_ids = get_unit_ids(model)
+        _hand_down(graph)
         return graph
+
+    def _nested(self, layer) -> Graph | None:
+        """The graph of ``layer`` when it is a Functional or Sequential model used as a layer."""
+        if not isinstance(layer, self.keras.Model):
+            return None
+        try:
+            return self.read(layer)
+        except SurgeryError:  # a subclassed model: a layer without a rule, copied when nothing reaching it changes
+            return None
 
     def _input_node(self, tensor, name: str) -> Node:
         shape = tuple(tensor.shape)[1:]
@@ -76,13 +86,31 @@ class KerasAdapter:
         dtype = getattr(tensor.dtype, "name", tensor.dtype)
         return Node(name, "InputLayer", None, {}, output_shape=shape, is_input=True, dtype=str(dtype))
 
-    def _layer_node(self, layer, inbound: list[str], call_as_list: bool, call_kwargs: dict) -> Node:
+    def _layer_node(self, layer, inbound: list[str], call_as_list: bool, call_kwargs: dict,
+                    output_shape: tuple | None = None) -> Node:
+        subgraph = self._nested(layer)
         config = layer.get_config()
         strip = [k for k in _INPUT_SHAPE_KEYS if k in config and k not in _own_arguments(type(layer))]
         config = {k: v for k, v in config.items() if k not in strip}
-        weights = self.get_weights(layer)
+        weights = [] if subgraph is not None else self.get_weights(layer)  # a nested model's live in its graph
+        if output_shape is None:
+            output_shape = self._output_shape_of(layer, config, inbound)
         return Node(layer.name, type(layer).__name__, type(layer), config, inbound, call_as_list,
-                    dict(call_kwargs), weights, self._output_shape_of(layer, config, inbound))
+                    dict(call_kwargs), weights, output_shape, subgraph=subgraph)
+
+    def _call_shape(self, layer, input_shapes: list[tuple], as_list: bool) -> tuple:
+        """The output shape of one call of a shared layer (``layer.output`` names only one call)."""
+        shapes = [(None,) + tuple(s) for s in input_shapes]
+        try:
+            out = layer.compute_output_shape(shapes if as_list or len(shapes) > 1 else shapes[0])
+        except Exception as e:
+            raise SurgeryError(f"layer {layer.name!r} ({type(layer).__name__}) is called several times and cannot "
+                               f"say its output shape for inputs {input_shapes}: {e}") from e
+        if isinstance(out, (list, tuple)) and out and not isinstance(out[0], (int, type(None))):
+            raise SurgeryError(f"layer {layer.name!r} ({type(layer).__name__}) has several outputs; the surgeon "
+                               "works on layers with one output")
+        out = out.as_list() if hasattr(out, "as_list") else list(out)
+        return tuple(None if d is None else int(d) for d in out[1:])
 
     def _output_shape_of(self, layer, config, inbound) -> tuple:
         out = layer.output
@@ -108,8 +136,8 @@ class KerasAdapter:
 
     def _read_functional(self, model) -> Graph:
         config = model.get_config()
-        in_names = self._endpoints(config["input_layers"])
-        out_names = self._endpoints(config["output_layers"])
+        in_names = [self._call_of(model, n, i) for n, i in self._endpoints(config["input_layers"])]
+        out_names = [self._call_of(model, n, i) for n, i in self._endpoints(config["output_layers"])]
         nodes: dict[str, Node] = {}
         for name, tensor in zip(in_names, model.inputs):
             nodes[name] = self._input_node(tensor, name)
@@ -117,15 +145,19 @@ class KerasAdapter:
             name = entry.get("name") or entry["config"]["name"]
             if name in nodes:
                 continue
-            inbound_nodes = entry.get("inbound_nodes", [])
-            if len(inbound_nodes) != 1:
-                raise SurgeryError(
-                    f"layer {name!r} is called {len(inbound_nodes)} times in model {model.name!r} (a shared "
-                    "layer); the surgeon cannot give one layer two sets of unit IDs. Use separate layers")
             layer = self._operation(model, name)
-            inbound, kwargs, as_list, constants = self._parse_inbound(layer, inbound_nodes[0])
-            nodes[name] = self._layer_node(layer, inbound, as_list, kwargs)
-            nodes[name].call_constants = constants
+            calls = entry.get("inbound_nodes", [])
+            for k, call in enumerate(calls):  # a shared layer: one node per call (graph.call_name)
+                refs, kwargs, as_list, constants = self._parse_inbound(layer, call)
+                inbound = [self._call_of(model, n, i) for n, i in refs]
+                shape = None
+                if len(calls) > 1:
+                    shape = self._call_shape(layer, [nodes[i].output_shape for i in inbound], as_list)
+                node = self._layer_node(layer, inbound, as_list, kwargs, shape) if k == 0 else Node(
+                    call_name(name, k), nodes[name].class_name, type(layer), nodes[name].config, inbound, as_list,
+                    dict(kwargs), [], shape, shares=name, subgraph=nodes[name].subgraph)
+                node.call_constants = constants
+                nodes[node.name] = node
         return Graph(model.name, _topological(nodes), in_names, out_names, False, self.flavour)
 
     def _operation(self, model, name: str):
@@ -136,10 +168,20 @@ class KerasAdapter:
     def _endpoints(value) -> list[str]:
         if value and isinstance(value[0], str):  # a single endpoint: [name, node, tensor]
             value = [value]
-        return [v[0] for v in value]
+        return [(v[0], v[1]) for v in value]
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool, dict]:
-        """How ``layer`` is called: the names of the layers it reads (in positional order), the other
+    def _call_of(self, model, layer_name: str, node_index: int) -> str:
+        """The node name of the call a config's ``[layer, node_index, …]`` reference names."""
+        if node_index == 0:
+            return layer_name
+        return call_name(layer_name, node_index - self._first_call(self._operation(model, layer_name)))
+
+    def _first_call(self, layer) -> int:
+        """The node index a config gives the layer's first call in the model (tf_keras: see there)."""
+        return 0
+
+    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int]], dict, bool, dict]:
+        """How ``layer`` is called: the ``(layer name, node index)`` of the calls it reads (in positional order), the other
         keyword arguments, whether it takes its inputs as one list (Concatenate, Add, …) rather
         than as positional arguments (``MultiHeadAttention(query, value)``), and the positional
         arguments that are numbers (``{position: value}``, for ``keras.ops`` calls such as ``x * 2.0``)."""
@@ -195,16 +237,25 @@ class KerasAdapter:
                   for n in graph.inputs}
         layers = [n for n in graph.nodes.values() if not n.is_input]
         if graph.sequential and graph.is_chain():
-            made = [n.layer_class.from_config(dict(n.config)) for n in layers]
+            made = [self._make(n) for n in layers]
             return k.Sequential([inputs[graph.inputs[0]]] + made, name=graph.name)
         tensors = dict(inputs)
+        made: dict = {}
         for node in layers:
-            layer = node.layer_class.from_config(dict(node.config))
+            if node.layer not in made:  # a shared layer is made once and called once per node
+                made[node.layer] = self._make(node)
+            layer = made[node.layer]
             args = [tensors[n] for n in node.inbound]
             tensors[node.name] = layer(*call_args(node, args), **node.call_kwargs)
         ins = [tensors[n] for n in graph.inputs]
         outs = [tensors[n] for n in graph.outputs]
         return k.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=graph.name)
+
+    def _make(self, node: Node):
+        """A new layer for ``node``: from its config, or, for a nested model, built from its graph."""
+        if node.subgraph is not None:
+            return self.build(node.subgraph)
+        return node.layer_class.from_config(dict(node.config))
 
     def get_weights(self, layer) -> list[tuple[str, np.ndarray]]:
         """``(short name, value)`` per weight of ``layer``: NumPy arrays that nothing else writes to.
@@ -267,6 +318,19 @@ def _tensor_view(variable) -> np.ndarray | None:
     except Exception:  # another backend or variable type: the caller falls back to get_weights
         return None
     return array
+
+
+def _hand_down(graph: Graph) -> None:
+    """Give each nested model's graph the unit IDs the outer model carries for its layers (IDs are
+    kept by layer name, in one flat dict for the model and every model nested in it)."""
+    for node in graph.nodes.values():
+        sub = node.subgraph
+        if sub is None or node.shares is not None:
+            continue
+        for name, ids in graph.unit_ids["layers"].items():
+            if name not in graph.nodes and sub.find(name):
+                sub.unit_ids["layers"][name] = ids
+        _hand_down(sub)
 
 
 def _topological(nodes: dict[str, Node]) -> dict[str, Node]:

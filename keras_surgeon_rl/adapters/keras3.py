@@ -39,7 +39,7 @@ class Keras3Adapter(KerasAdapter):
                     return op
             raise SurgeryError(f"model {model.name!r} records an operation {name!r} that it does not hold") from None
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool, dict]:
+    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int]], dict, bool, dict]:
         name = layer.name
         args = list(node_config.get("args", []))
         kwargs = node_config.get("kwargs", {}) or {}
@@ -64,4 +64,4 @@ class Keras3Adapter(KerasAdapter):
             if history[2] != 0:
                 raise SurgeryError(f"layer {name!r} reads output {history[2]} of the multi-output layer "
                                    f"{history[0]!r}; multi-output layers are not supported")
-        return [h[0] for h in found], kwargs, as_list, constants
+        return [(h[0], h[1]) for h in found], kwargs, as_list, constants

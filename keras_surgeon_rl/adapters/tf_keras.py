@@ -36,14 +36,23 @@ class TfKerasAdapter(KerasAdapter):
     flavour = "tf_keras"
     keras = tf_keras
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[str], dict, bool, dict]:
+    def _first_call(self, layer) -> int:
+        # a nested model built on an Input has a call of its own first, which configs do not count
+        from tf_keras.src.engine.functional import _should_skip_first_node
+
+        return int(_should_skip_first_node(layer))
+
+    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int]], dict, bool, dict]:
         name = layer.name
         refs, kwargs = [], {}
         for entry in node_config:
             refs.append(list(entry[:3]))
             if len(entry) > 3 and entry[3]:
                 kwargs.update(entry[3])
-        as_list = isinstance(layer.input, (list, tuple))
+        try:
+            as_list = isinstance(layer.input, (list, tuple))
+        except (AttributeError, RuntimeError, ValueError):  # a shared layer: .input names no one call
+            as_list = len(refs) > 1
         # tf_keras records a call's tensors after the first as keyword arguments (value= of
         # MultiHeadAttention(query, value)); they are read back as the positional inputs they were
         tensor_kwargs = [k for k, v in kwargs.items() if _reference(v) is not None]
@@ -60,7 +69,7 @@ class TfKerasAdapter(KerasAdapter):
             if tensor_index != 0:
                 raise SurgeryError(f"layer {name!r} reads output {tensor_index} of the multi-output layer "
                                    f"{layer_name!r}; multi-output layers are not supported")
-        return [r[0] for r in refs], kwargs, as_list, {}
+        return [(r[0], r[1]) for r in refs], kwargs, as_list, {}
 
 
 def _nested_reference(value) -> bool:

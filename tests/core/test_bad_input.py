@@ -73,15 +73,6 @@ def test_multi_input_shorthand_is_refused(K):
         surgeon.plan(model, {"inputs": {"new": [0, 1, 2]}})
 
 
-def test_shared_layer_is_refused(K):
-    inp = K.Input((4,), name="obs")
-    shared = K.layers.Dense(4, name="twice")
-    out = K.layers.Dense(2, name="q")(shared(shared(inp)))
-    model = K.Model(inp, out)
-    with pytest.raises(SurgeryError, match=r"'twice' is called 2 times.*shared"):
-        surgeon.plan(model, {})
-
-
 def test_registered_rule_teaches_a_custom_layer(K):
     class Scale(K.layers.Layer):
         def build(self, input_shape):
