@@ -164,7 +164,7 @@ def _output_owners(g: Graph) -> dict[str, str]:
             rule = rule_for(node)
             if rule is not None and rule.owns_units:
                 owners.setdefault(name, out)
-            else:
+            elif rule is not None:  # a layer without a rule mixes what it reads as far as we know
                 stack.extend(node.inbound)
     return owners
 
@@ -177,7 +177,7 @@ def _direct_owner(g: Graph, out: str) -> Optional[str]:
         rule = rule_for(node)
         if rule is not None and rule.owns_units:
             return name
-        if len(node.inbound) != 1:
+        if rule is None or len(node.inbound) != 1:
             return None
         name = node.inbound[0]
     return None

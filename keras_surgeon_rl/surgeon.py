@@ -110,7 +110,13 @@ def transplant_weights(old_model, new_model, spec) -> Report:
                            "use transplant() to rebuild in the old model's flavour")
     old_graph = adapter.read(old_model)
     spec, inferred = infer_spec(old_graph, adapter.read(new_model), spec)
-    p = make_plan(old_graph, spec, adapter)
+    try:
+        p = make_plan(old_graph, spec, adapter)
+    except SurgeryError as e:
+        if not inferred:
+            raise
+        told = "; ".join(f"{name}: {note}" for name, note in inferred.items())
+        raise SurgeryError(f"{e} [the spec was completed from the new model: {told}]") from e
     for name, note in inferred.items():
         p.report.row(name).notes.append(note)
     _fill(p, adapter, new_model, strict=False)
