@@ -143,7 +143,8 @@ def _infer_layer(old: Graph, new: Graph, name: str, n_old: int, n_new: int, outp
         raise SurgeryError(
             f"layer {name!r}: the new model has {n_new} units, the old one {n_old}, and its units are the model's "
             f"output {output!r} (actions or classes), so which unit is which cannot be guessed. Give them in the "
-            f"spec, e.g. {entry}, or attach the new model's IDs with set_unit_ids(new_model, layers={{{name!r}: [...]}})")
+            f"spec, e.g. {entry}, or attach the new model's IDs with "
+            f"set_unit_ids(new_model, layers={{{name!r}: [...]}})")
     out.units[name] = n_new
     new_ids = list(old_ids[:n_new]) + fresh_ids(old_ids, n_old, n_new - n_old)
     notes[name] = _note("units", old_ids, new_ids, "")
@@ -216,7 +217,9 @@ def _span(ids: Sequence[Hashable]) -> str:
     ints = all(isinstance(u, int) and not isinstance(u, bool) for u in ids)
     if ints and len(ids) > 2 and list(ids) == list(range(ids[0], ids[0] + len(ids))):
         return f"{ids[0]}..{ids[-1]}"
-    return ", ".join(repr(u) for u in ids) if len(ids) <= 6 else ", ".join(repr(u) for u in ids[:3]) + ", …, " + repr(ids[-1])
+    if len(ids) <= 6:
+        return ", ".join(repr(u) for u in ids)
+    return ", ".join(repr(u) for u in ids[:3]) + ", …, " + repr(ids[-1])
 
 
 def _short(ids: Sequence[Hashable]) -> str:

@@ -137,8 +137,8 @@ def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
                                "new model's layers as in the old one (or as the spec's 'insert' names them)")
         layer = new_model.get_layer(lp.node.name)
         if not strict and type(layer).__name__ != lp.node.class_name:
-            raise SurgeryError(f"layer {lp.node.name!r} is a {type(layer).__name__} in the new model, but the plan makes "
-                               f"it a {lp.node.class_name}; layers are matched by name, so build it as a "
+            raise SurgeryError(f"layer {lp.node.name!r} is a {type(layer).__name__} in the new model, but the plan "
+                               f"makes it a {lp.node.class_name}; layers are matched by name, so build it as a "
                                f"{lp.node.class_name} or give the new layer another name")
         fresh = adapter.get_weights(layer)
         arrays = _layer_arrays(lp, fresh)
