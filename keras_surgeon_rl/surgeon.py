@@ -19,6 +19,7 @@ import numpy as np
 from keras_surgeon_rl.adapters import adapter_for
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
+from keras_surgeon_rl.infer import infer_spec
 from keras_surgeon_rl.planner import LayerPlan, Plan, make_plan
 from keras_surgeon_rl.report import Report
 from keras_surgeon_rl.unit_ids import set_unit_ids
@@ -77,28 +78,60 @@ def transplant(old_model, spec):
 def transplant_weights(old_model, new_model, spec) -> Report:
     """Copy weights into a model the user built: layers matched by name, units by the spec's IDs.
 
+    A hidden Dense or Conv layer that the user built wider or narrower, and that the spec does not
+    mention, is inferred (:mod:`keras_surgeon_rl.infer`): its units keep their IDs, extra units are
+    new (the spec's ``init``), missing ones are the last. Its report row says so. A model input or
+    output layer of another size is inferred only from unit IDs ``new_model`` carries; otherwise
+    the spec must say which units are which.
+
     Args:
         old_model: the trained model (never modified).
         new_model: the new architecture, built; its weights are overwritten in place where the plan
             maps them. Layers the plan does not know keep their values.
-        spec: the spec that describes how ``new_model`` differs from ``old_model``.
+        spec: the spec that describes how ``new_model`` differs from ``old_model`` (hidden layers
+            resized by hand may be left out).
 
     Returns:
         The per-layer report.
 
     Raises:
-        SurgeryError: a planned layer is missing from ``new_model`` or has other weight shapes.
+        SurgeryError: a planned layer is missing from ``new_model`` or has other weight shapes, or an
+            input or output layer changed size and the spec does not say how; nothing is written then.
+
+    Example:
+        >>> new = build_net(hidden=96)                       # the old one had 64
+        >>> report = transplant_weights(old, new, {})
+        >>> report.notes
+        ["h0: new model has 96 units, old 64 — kept IDs 0..63, 32 new (inferred: the spec does not mention it)"]
     """
     adapter = adapter_for(old_model)
-    p = make_plan(adapter.read(old_model), spec, adapter)
     if adapter_for(new_model).flavour != adapter.flavour:
         raise SurgeryError(f"old model is {adapter.flavour} but new model is {adapter_for(new_model).flavour}; "
                            "use transplant() to rebuild in the old model's flavour")
+    old_graph = adapter.read(old_model)
+    spec, inferred = infer_spec(old_graph, adapter.read(new_model), spec)
+    try:
+        p = make_plan(old_graph, spec, adapter)
+    except SurgeryError as e:
+        if not inferred:
+            raise
+        told = "; ".join(f"{name}: {note}" for name, note in inferred.items())
+        raise SurgeryError(f"{e} [the spec was completed from the new model: {told}]") from e
+    for name, note in inferred.items():
+        p.report.row(name).notes.append(note)
     _fill(p, adapter, new_model, strict=False)
     return p.report
 
 
 def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
+    """Set every planned layer's weights; into a user's model (not ``strict``) only once all are made and checked."""
+    todo: list = []
+    _fill_layers(p, adapter, new_model, strict, todo)
+    for layer, arrays in todo:
+        adapter.set_weights(layer, arrays)
+
+
+def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
     names = {layer.name for layer in new_model.layers}
     for lp in p.layers.values():
         if lp.node.name not in names and not lp.maps and (lp.old is None or not lp.old.weights):
@@ -109,8 +142,12 @@ def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
             raise SurgeryError(f"the new model has no layer {lp.node.name!r}, which the plan needs; name the "
                                "new model's layers as in the old one (or as the spec's 'insert' names them)")
         layer = new_model.get_layer(lp.node.name)
+        if not strict and type(layer).__name__ != lp.node.class_name:
+            raise SurgeryError(f"layer {lp.node.name!r} is a {type(layer).__name__} in the new model, but the plan "
+                               f"makes it a {lp.node.class_name}; layers are matched by name, so build it as a "
+                               f"{lp.node.class_name} or give the new layer another name")
         if lp.sub is not None:  # a nested model: filled from its own plan
-            _fill(lp.sub, adapter, layer, strict)
+            _fill_layers(lp.sub, adapter, layer, strict, todo)
             continue
         fresh = adapter.get_weights(layer)
         arrays = _layer_arrays(lp, fresh)
@@ -119,7 +156,10 @@ def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
             for (_, f) in fresh:
                 stats.add((0, int(f.size), 0))
             lp.report.stats = stats
-        adapter.set_weights(layer, arrays)
+        if strict:  # a model built from the plan: its shapes fit, and memory stays one layer's arrays
+            adapter.set_weights(layer, arrays)
+        else:  # the user's model: a shape error after the first layer must not leave it half-written
+            todo.append((layer, arrays))
 
 
 def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
