@@ -156,8 +156,21 @@ def _check_grouped(ctx: Context, groups: int, src: np.ndarray, ids: list, old_n:
                        f"position {j}, in group {j // size} of {size} {what}s each ({layout}); a {what} cannot "
                        f"move to another group: keep each group's {what}s together, in group order (group g at "
                        f"positions g*{size} … g*{size}+{size - 1}), with every group the same size"
+                       + _regrouped(src, ids, groups, old_size)
                        + ("; net2net copies units from any group: use init 'preserve'" if ctx.init == "net2net"
                           else ""))
+
+
+def _regrouped(src: np.ndarray, ids: list, groups: int, old_size: int) -> str:
+    """`` (e.g. [...])``: the same IDs listed group by group, new ones spread evenly, where that works."""
+    by_group = [[ids[j] for j in np.flatnonzero(src // old_size == g) if src[j] >= 0] for g in range(groups)]
+    for j in np.flatnonzero(src < 0):
+        min(by_group, key=len).append(ids[j])
+    if len({len(g) for g in by_group}) != 1:
+        return ""
+    listed = [uid for g in by_group for uid in g]
+    shown = listed if len(listed) <= 16 else listed[:16] + ["…"]
+    return f" (e.g. {shown})"
 
 
 @dataclass
