@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import TensorIDs
 from keras_surgeon_rl.rules.base import Context, Rule
 from keras_surgeon_rl.rules.conv import ConvRule, channel_axis, check_channel_axis
@@ -126,8 +127,6 @@ class GroupedConvRule(ConvRule):
     def insert_config(self, insertion: Insertion, t: TensorIDs, name: str) -> dict:
         config = super().insert_config(insertion, t, name)
         if _groups(config) != 1:
-            from keras_surgeon_rl.errors import SurgeryError
-
             raise SurgeryError(f"insert after {insertion.after!r}: a grouped {insertion.layer} (groups="
                                f"{config['groups']}) cannot be inserted; insert it with groups=1")
         return config
@@ -143,8 +142,8 @@ def _check_grouped(ctx: Context, groups: int, src: np.ndarray, ids: list, old_n:
     old_size = old_n // groups
     kept = np.bincount(src[src >= 0] // old_size, minlength=groups).tolist()
     added = int(np.count_nonzero(src < 0))
-    layout = (f"the new {what}s would be {n}: kept per group {kept}" + (f" plus {added} new" if added else "")
-              + f" (each group had {old_size})")
+    layout = (f"the change gives {n} {what}s: kept per group {kept}" + (f" plus {added} new" if added else "")
+              + f", where each group had {old_size}")
     if n % groups:
         raise ctx.fail(f"groups={groups} needs the same number of {what}s in every group, but {layout}; add or "
                        f"remove the same number of {what}s in every group, so there are a multiple of {groups}")

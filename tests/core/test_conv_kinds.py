@@ -161,9 +161,9 @@ def test_grouped_conv_unchanged_copies_exactly(K):
 
 
 @pytest.mark.parametrize("spec, match", [
-    ({"units": {"up": [0, 1, 2]}}, r"new input channels would be 3: kept per group \[2, 1\].*multiple of 2"),
+    ({"units": {"up": [0, 1, 2]}}, r"gives 3 input channels: kept per group \[2, 1\].*multiple of 2"),
     ({"units": {"up": [2, 1, 0, 3]}}, r"input channel 2 was in group 1 but would sit at position 0, in group 0"),
-    ({"units": {"L": [0, 1, 2, 3, 4, 5, "x"]}}, r"filters would be 7: kept per group \[3, 3\] plus 1 new"),
+    ({"units": {"L": [0, 1, 2, 3, 4, 5, "x"]}}, r"gives 7 filters: kept per group \[3, 3\] plus 1 new"),
     ({"units": {"L": [0, 3, 2, 1, 4, 5]}}, r"filter 3 was in group 1 .* in group 0"),
     ({"units": {"L": 8}, "init": "net2net"}, r"net2net copies units from any group: use init 'preserve'"),
 ])
