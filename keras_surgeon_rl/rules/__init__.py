@@ -7,7 +7,8 @@ an error naming the layer.
 """
 
 from keras_surgeon_rl.rules.base import Context, Rule, Units
-from keras_surgeon_rl.rules.conv import ConvRule, DepthwiseConvRule
+from keras_surgeon_rl.rules.conv import DepthwiseConvRule
+from keras_surgeon_rl.rules.conv_kinds import ConvTransposeRule, GroupedConvRule, SeparableConvRule
 from keras_surgeon_rl.rules.dense import DenseRule
 from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
 from keras_surgeon_rl.rules.ops import register_ops
@@ -21,7 +22,11 @@ _NOT_EXACT = "{} mixes units: changing the units reaching it changes every outpu
 def _register_builtins() -> None:
     register_builtin("Dense", DenseRule())
     for name in ("Conv1D", "Conv2D", "Conv3D"):
-        register_builtin(name, ConvRule())
+        register_builtin(name, GroupedConvRule())
+    for name in ("SeparableConv1D", "SeparableConv2D"):
+        register_builtin(name, SeparableConvRule())
+    for name in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
+        register_builtin(name, ConvTransposeRule())
     for name in ("DepthwiseConv1D", "DepthwiseConv2D"):
         register_builtin(name, DepthwiseConvRule())
     plain = PassThrough()

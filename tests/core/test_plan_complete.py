@@ -241,11 +241,13 @@ def test_unregistered_custom_activation_is_refused_before_building(K):
     refused(model, {"outputs": {"new": [1, 0]}}, r"'h' \(Dense\) cannot be rebuilt from its config.*relu2")
 
 
-def test_grouped_conv_filters_are_refused(K):
+def test_grouped_conv_filters_change_within_their_group(K):
     inp = K.Input((6, 4), name="seq")
     x = K.layers.Conv1D(4, 2, groups=2, name="grouped")(inp)
     model = randomize(K.Model(inp, K.layers.Dense(2, name="q")(K.layers.Flatten(name="flat")(x))))
-    refused(model, {"units": {"grouped": 6}}, r"'grouped' \(Conv1D\): a grouped convolution")
+    refused(model, {"units": {"grouped": 6}}, r"'grouped' \(Conv1D\): groups=2: filter 2 was in group 1.*"
+                                              r"e\.g\. \[0, 1, 4, 2, 3, 5\]")  # a count appends: list the IDs
+    exact(model, {"units": {"grouped": [1, 0, 4, 3, 2, 5]}})
     exact(model, {"outputs": {"new": [1, 0]}})
 
 
