@@ -170,6 +170,11 @@ def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np
         if m is None:
             if lp.old is not None and name in old:
                 raise SurgeryError(f"layer {lp.node.name!r}: its rule gives no mapping for weight {name!r}")
+            if lp.old is not None and old:  # never leave a learned layer's weight at its initial value unsaid
+                raise SurgeryError(f"layer {lp.node.name!r}: the new layer has a weight {name!r} that the old layer "
+                                   f"does not have (it has {', '.join(old)}), so the surgeon cannot tell which old "
+                                   "weight it is; name the layer's weights (add_weight(name=...)) or register a rule "
+                                   "for it")
             m = Fresh()
         if isinstance(m, Copy):
             src = old[m.source]

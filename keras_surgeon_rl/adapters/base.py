@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import sys
 from collections import Counter
 from typing import Any
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 #: Config keys that pin a layer's input shape; the rebuilt model gets its shapes from Input. A key
 #: the layer's own constructor names (Embedding's ``input_dim``, its vocabulary size) is kept.
 _INPUT_SHAPE_KEYS = ("batch_input_shape", "batch_shape", "input_shape", "input_dim")
+#: The names Keras gives a weight created without one (Keras 3: 'variable', 'variable_3'; tf_keras: '', 'Variable').
+_AUTO_NAME = re.compile(r"(?:variable|Variable)?(?:_\d+)?")
 
 
 def _own_arguments(cls) -> set:
@@ -265,6 +268,9 @@ class KerasAdapter:
         """
         variables = list(getattr(layer, "weights", ()))  # a keras.ops operation has none
         names = [short_name(v) for v in variables]
+        # a weight created without a name is numbered by a process-wide counter ('variable_12'), so the
+        # same weight has another name in the new layer: it is known by its position instead
+        names = [f"variable#{i}" if _AUTO_NAME.fullmatch(n) else n for i, n in enumerate(names)]
         dup = {n for n, c in Counter(names).items() if c > 1}
         names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
         return list(zip(names, snapshot(layer, variables)))

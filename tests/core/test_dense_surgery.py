@@ -266,3 +266,26 @@ def test_keep_greedy_output_init_never_changes_the_argmax(K):
     new_best = np.array(["c", "n1", "a", "n2"])[np.argmax(yn, axis=1)]
     np.testing.assert_array_equal(new_best, kept_best)
     np.testing.assert_allclose(yn[:, 1], yn[:, 0] - 0.01, atol=TOL)  # a copy of the first kept unit, 'c'
+
+
+def test_weights_created_without_a_name_are_copied_by_position(K):
+    """Keras names an unnamed weight by a process-wide counter ('variable_7'), so the same weight of
+    the rebuilt layer has another name (ConvNeXt's LayerScale): it must still be copied."""
+
+    class Scale(K.layers.Layer):
+        def build(self, input_shape):
+            self.w1 = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+            self.w2 = self.add_weight(shape=(input_shape[-1],), initializer="zeros")
+
+        def call(self, x):
+            return x * self.w1 + self.w2
+
+    inp = K.Input((4,), name="obs")
+    x = K.layers.Dense(4, name="h")(inp)
+    x = Scale(name="scale")(x)
+    old = K.Model(inp, K.layers.Dense(2, name="q")(x))
+    old.get_layer("scale").set_weights([np.arange(1, 5, dtype="float32"), np.full(4, 0.5, "float32")])
+    K.layers.Dense(3)(K.Input((2,)))  # moves the counter on, as any other model built meanwhile does
+    spec = {"outputs": {"new": [1, 0]}}
+    new = surgeon.transplant(old, spec)
+    assert surgeon.verify(old, new, spec) <= TOL
