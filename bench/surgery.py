@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Benchmark: the cost of ``surgeon.transplant`` against the floor, from tiny Q-networks to 30M parameters.
 
-For each model (CartPole MLP, Nature-DQN CNN, a wide 8 x 2048 MLP, a ResNet-style CNN with
-BatchNormalization and Add) and each Keras flavour (Keras 3, tf_keras in eager mode), three methods
-do the same job:
+For each model (CartPole MLP, Nature-DQN CNN, keras-rl2's Atari network, a wide 8 x 2048 MLP, a
+ResNet-style CNN with BatchNormalization and Add, and keras.applications ResNet50, EfficientNetB0 and
+VGG16 at 224 x 224) and each Keras flavour (Keras 3, tf_keras in eager mode), three methods do the
+same job:
 
 * ``ours``: ``surgeon.transplant(old_model, spec)`` for a typical edit (add an input feature or
   channel, widen a hidden layer, add an output); also timed stage by stage (read / plan / build /
@@ -26,6 +27,7 @@ Usage::
     .venv/bin/python bench/surgery.py                     # everything (make bench)
     .venv/bin/python bench/surgery.py --quick             # smoke run: CartPole only, 2 runs
     .venv/bin/python bench/surgery.py --models nature_dqn resnet --flavours keras3 --runs 7
+    .venv/bin/python bench/surgery.py --models dqn_atari resnet50 efficientnetb0 vgg16 --flavours keras3
     .venv/bin/python bench/surgery.py --profile wide_mlp  # cProfile of one transplant per flavour
 
 Writes ``results/bench/surgery.json`` and ``results/bench/surgery.md`` (``surgery-quick.*`` for
@@ -47,7 +49,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["cartpole", "nature_dqn", "wide_mlp", "resnet"]
+MODELS = ["cartpole", "nature_dqn", "dqn_atari", "wide_mlp", "resnet", "resnet50", "efficientnetb0", "vgg16"]
 FLAVOURS = ["keras3", "tf_keras"]
 METHODS = ["ours", "clone", "numpy"]
 MARK = "BENCH_RESULT "
@@ -91,6 +93,26 @@ def nature_dqn(K, n_actions=6):
     model = K.Model(inp, K.layers.Dense(n_actions, name="q")(x), name="nature_dqn")
     spec = {"inputs": {"old": [0, 1, 2, 3], "new": [0, 1, 2, 3, 4]},
             "units": {"c3": 80},
+            "outputs": {"old": list(range(n_actions)), "new": list(range(n_actions + 1))}}
+    return model, spec
+
+
+def dqn_atari(K, n_actions=4):
+    """keras-rl2's Atari network (examples/dqn_atari.py, layer for layer): Sequential,
+    ``Permute((2, 3, 1), input_shape=(4, 84, 84))`` turns the window of 4 frames into channels, then
+    the Nature-DQN convs and Dense 512, each followed by an ``Activation`` layer. Edit: a 5th frame
+    by ID on the window axis (axis 1), one more action."""
+    L = K.layers
+    model = K.Sequential([
+        L.Permute((2, 3, 1), input_shape=(4, 84, 84), name="permute"),
+        L.Conv2D(32, (8, 8), strides=(4, 4), name="conv1"), L.Activation("relu", name="relu1"),
+        L.Conv2D(64, (4, 4), strides=(2, 2), name="conv2"), L.Activation("relu", name="relu2"),
+        L.Conv2D(64, (3, 3), strides=(1, 1), name="conv3"), L.Activation("relu", name="relu3"),
+        L.Flatten(name="flat"),
+        L.Dense(512, name="fc"), L.Activation("relu", name="relu4"),
+        L.Dense(n_actions, name="q"), L.Activation("linear", name="linear"),
+    ], name="dqn_atari")
+    spec = {"inputs": {"axis": 1, "old": [0, 1, 2, 3], "new": [0, 1, 2, 3, 4]},
             "outputs": {"old": list(range(n_actions)), "new": list(range(n_actions + 1))}}
     return model, spec
 
@@ -154,7 +176,43 @@ def resnet(K, widths=RESNET_WIDTHS, blocks=2, n_actions=18, fc=320):
     return model, spec
 
 
-BUILDERS = {"cartpole": cartpole, "nature_dqn": nature_dqn, "wide_mlp": wide_mlp, "resnet": resnet}
+#: Input size of the keras.applications models: their standard 224 x 224 x 3. ResNet50's and
+#: EfficientNetB0's parameters do not depend on it (global pooling); VGG16's fc1 reads 7 x 7 x 512.
+APP_SIZE = 224
+
+
+def _application(K, ctor, units: dict, n_classes=1000):
+    """A keras.applications model (weights=None, logits head: an added class leaves the others
+    exact). Edit: a 4th input channel, ``units``, a 1001st class."""
+    model = ctor(weights=None, input_shape=(APP_SIZE, APP_SIZE, 3), classes=n_classes, classifier_activation=None)
+    spec = {"inputs": {"old": [0, 1, 2], "new": [0, 1, 2, 3]},
+            "units": units,
+            "outputs": {"old": list(range(n_classes)), "new": list(range(n_classes + 1))}}
+    return model, spec
+
+
+def resnet50(K):
+    """keras.applications ResNet50 (Functional, 177 layers, 25.6M parameters). Edit: a 4th input
+    channel, the middle 3x3 conv of the first conv3 bottleneck 128 -> 144 filters, a 1001st class."""
+    return _application(K, K.applications.ResNet50, {"conv3_block1_2_conv": 144})
+
+
+def efficientnetb0(K):
+    """keras.applications EfficientNetB0 (Functional, 240 layers with Rescaling, Normalization,
+    depthwise convs and squeeze-excite Multiply, 5.3M parameters). Edit: a 4th input channel
+    (through Rescaling and Normalization), top_conv 1280 -> 1408 filters, a 1001st class."""
+    return _application(K, K.applications.EfficientNetB0, {"top_conv": 1408})
+
+
+def vgg16(K):
+    """keras.applications VGG16 (Functional, 138.4M parameters, 74 % of them fc1's 25088 x 4096
+    kernel). Edit: a 4th input channel, block5_conv3 512 -> 576 filters (through Flatten: fc1 reads
+    28224 rows), a 1001st class."""
+    return _application(K, K.applications.VGG16, {"block5_conv3": 576})
+
+
+BUILDERS = {"cartpole": cartpole, "nature_dqn": nature_dqn, "dqn_atari": dqn_atari, "wide_mlp": wide_mlp,
+            "resnet": resnet, "resnet50": resnet50, "efficientnetb0": efficientnetb0, "vgg16": vgg16}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -465,7 +523,7 @@ def goals(rows: list[dict]) -> list[str]:
     """The issue's goals, model by model, and the cost per parameter (linear growth)."""
     out = []
     for r in rows:
-        where = f"{r['model']:>10} {r['flavour']:>8}"
+        where = f"{r['model']:>14} {r['flavour']:>8}"
         ok = "met" if r["ratio"] <= 1.5 else "MISSED"
         out.append(f"{where}: time ≤ 1.5 × clone+set: {ok} ({r['ratio']:.2f}×)")
         if r["new_weight_bytes"] < SMALL_WEIGHTS:
@@ -532,7 +590,7 @@ def main(argv=None) -> int:
         res = run_job(["--worker", model, flavour, method, "--runs", str(runs)])
         results.append(res)
         timing = (" ".join(f"{k} {_ms(v)} ms" for k, v in res["medians"].items()) + "; ") if "medians" in res else ""
-        tqdm.write(f"{model:>10} {flavour:>8} {method:>5}: {timing}peak extra {_mb(res['rss_extra_bytes'])} MB")
+        tqdm.write(f"{model:>14} {flavour:>8} {method:>5}: {timing}peak extra {_mb(res['rss_extra_bytes'])} MB")
     elapsed = time.perf_counter() - t_start
 
     rows = summarize(results)
