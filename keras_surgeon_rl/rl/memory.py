@@ -49,17 +49,20 @@ class CarriedSequentialMemory(SequentialMemory):
         return super().sample(batch_size, batch_idxs)
 
 
-def carry_memory(old: SequentialMemory, action_map: np.ndarray) -> CarriedSequentialMemory:
+def carry_memory(old: SequentialMemory, action_map: np.ndarray,
+                 window_length: Optional[int] = None) -> CarriedSequentialMemory:
     """A copy of ``old`` with actions renumbered; transitions of removed actions are never sampled.
 
     Args:
         old: the old agent's memory.
         action_map: for each old action index, its new index (``-1``: removed).
+        window_length: the new agent's window (frames per state; default: the old one's). The
+            memory stores single observations, so a longer window reads them as they are.
 
     Returns:
-        A new memory with the same limit, window length and episode-boundary setting.
+        A new memory with the same limit and episode-boundary setting.
     """
-    new = CarriedSequentialMemory(old.limit, window_length=old.window_length,
+    new = CarriedSequentialMemory(old.limit, window_length=window_length or old.window_length,
                                   ignore_episode_boundaries=old.ignore_episode_boundaries)
     dropped = 0
     for i in range(old.nb_entries):

@@ -163,6 +163,8 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
             added to every frame.
         memory: ``"auto"`` (carry the replay memory over when the observation shape is unchanged,
             else start empty), ``"carry"`` (carry or fail), ``"fresh"``, or a keras-rl2 memory.
+            A spec that adds frames to the window (axis 1 of keras-rl2's ``(window, *obs)`` input)
+            gives the new memory the new window length; stored frames are carried over.
             Carried actions are renumbered by ID; transitions of removed actions are never sampled.
         policy, test_policy: policies for the new agent (default: copies of the old ones).
         optimizer: optimizer for the new agent (default: a fresh one of the old one's class and
@@ -196,18 +198,23 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
     logger.info("resume_dqn: online network\n%s", new_online.surgery_report)
 
     action_map = index_of(new_actions, old_actions)
-    same_obs = tuple(new_online.inputs[0].shape[1:]) == tuple(online.inputs[0].shape[1:])
+    old_in, new_in = tuple(online.inputs[0].shape[1:]), tuple(new_online.inputs[0].shape[1:])
+    window = old_agent.memory.window_length
+    if old_in[:1] == (window,):  # keras-rl2's input is (window, *observation): a spec may add frames
+        window = int(new_in[0])
+        same_obs = new_in[1:] == old_in[1:]
+    else:
+        same_obs = new_in == old_in
     if isinstance(memory, Memory):
         new_memory = memory
     elif memory == "fresh" or (memory == "auto" and not same_obs):
-        new_memory = SequentialMemory(old_agent.memory.limit, window_length=old_agent.memory.window_length,
+        new_memory = SequentialMemory(old_agent.memory.limit, window_length=window,
                                       ignore_episode_boundaries=old_agent.memory.ignore_episode_boundaries)
     elif memory in ("auto", "carry"):
         if not same_obs:
             raise SurgeryError("memory='carry': the observation shape changed "
-                               f"({tuple(online.inputs[0].shape[1:])} → {tuple(new_online.inputs[0].shape[1:])}), "
-                               "so stored observations no longer fit; use memory='fresh'")
-        new_memory = carry_memory(old_agent.memory, action_map)
+                               f"({old_in} → {new_in}), so stored observations no longer fit; use memory='fresh'")
+        new_memory = carry_memory(old_agent.memory, action_map, window_length=window)
     else:
         raise SurgeryError(f"memory={memory!r}: use 'auto', 'carry', 'fresh' or a keras-rl2 Memory")
 

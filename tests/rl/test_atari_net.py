@@ -124,9 +124,11 @@ def test_a_new_action_keeps_the_old_q_values_and_the_memory(old):
 def test_a_fifth_frame_and_a_new_action(old):
     spec = {"inputs": {"axis": 1, "old": FRAMES, "new": ["t-4"] + FRAMES},
             "outputs": {"old": ACTIONS, "new": ACTIONS + ["down"]}}
-    # the window grows, so the replay memory needs window_length 5 (keras-rl2 stores single frames)
-    new = resume_dqn(old, spec, memory=SequentialMemory(limit=1000, window_length=5))
+    # the window grows: the replay memory (single frames) is carried over with window_length 5
+    new = resume_dqn(old, spec)
     assert tuple(new.model.inputs[0].shape[1:]) == (5, 84, 84) and new.nb_actions == 5
+    assert isinstance(new.memory, CarriedSequentialMemory) and new.memory.window_length == 5
+    assert new.memory.nb_entries == old.memory.nb_entries
     x = windows()
     x5 = np.concatenate([windows(window=1, seed=1), x], axis=1)  # any oldest frame
     for target in (False, True):
