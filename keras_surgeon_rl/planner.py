@@ -17,6 +17,7 @@ import numpy as np
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node
 from keras_surgeon_rl.ids import TensorIDs, index_of
+from keras_surgeon_rl.input_axis import reader_axes
 from keras_surgeon_rl.report import LayerReport, Report
 from keras_surgeon_rl.checks import guarded, may_not_rebuild, rebuilt_shape
 from keras_surgeon_rl.rules import Context, Rule, Units, rule_for
@@ -237,13 +238,29 @@ class _Planner:
         report = Report(self.g.name, self.rows)
         return Plan(self.g, new, self.layers, self.inputs, [t for _, t in outputs], report, self.spec)
 
+    def _input_axis(self, node: Node, change: IdChange) -> int:
+        """The input's unit axis (per sample): the spec's 'axis', else the one its readers read."""
+        shape = tuple(node.output_shape)
+        if change.axis is not None:
+            axis = change.axis - 1 if change.axis > 0 else len(shape) + change.axis
+            if not 0 <= axis < len(shape):
+                raise SurgeryError(f"inputs[{node.name!r}].axis {change.axis} is outside the input's shape {shape}")
+            return axis
+        readers = reader_axes(self.g, node.name)
+        axes = sorted(set(readers.values()))
+        if len(axes) == 1:
+            return axes[0]
+        if axes and (change.old is not None or change.new is not None):
+            said = ", ".join(f"{r!r} ({self.g.nodes[r].class_name}) axis {a + 1}" for r, a in readers.items())
+            raise SurgeryError(f"input {node.name!r} (shape {shape}) is read as units on different axes: {said}; "
+                               f"say which axis carries the IDs: 'inputs': {{{node.name!r}: {{..., 'axis': "
+                               f"{axes[0] + 1}}}}}")
+        return len(shape) - 1
+
     def _input(self, node: Node) -> None:
         shape = tuple(node.output_shape)
         change = self.spec.inputs.get(node.name, IdChange())
-        axis = -1 if change.axis is None else change.axis
-        axis = axis - 1 if axis > 0 else len(shape) + axis
-        if not 0 <= axis < len(shape):
-            raise SurgeryError(f"inputs[{node.name!r}].axis {change.axis} is outside the input's shape {shape}")
+        axis = self._input_axis(node, change)
         width = shape[axis]
         if width is None:
             raise SurgeryError(f"input {node.name!r} has no fixed size on its unit axis {axis + 1}: {shape}")
