@@ -147,6 +147,11 @@ class Rule:
         unit axis defaults to the one its readers agree on (:mod:`keras_surgeon_rl.input_axis`)."""
         return None
 
+    def hints_axis(self, config: dict, rank: int) -> Optional[int]:
+        """A weaker say than :meth:`reads_axis`, heard only when no layer after has that: the axis a
+        normalization works on (BatchNormalization's ``axis``: usually, not always, the units')."""
+        return None
+
     def input_axis_of(self, config: dict, axis: int) -> Optional[int]:
         """For a layer that passes units through on any axis (an activation, a join, Permute): the
         axis of its input that becomes ``axis`` of its output; ``None`` otherwise."""

@@ -60,13 +60,14 @@ class PassThrough(Rule):
         return axes is None or ctx.input.axis in axes
 
     def reads_axis(self, config: dict, rank: int) -> Optional[int]:
-        if "data_format" in config:
-            return channel_axis(config, rank)
+        return channel_axis(config, rank) if "data_format" in config else None
+
+    def hints_axis(self, config: dict, rank: int) -> Optional[int]:
         axes = self._axes(config, rank)
         return axes[0] if axes is not None and len(axes) == 1 and 0 <= axes[0] < rank else None
 
     def input_axis_of(self, config: dict, axis: int) -> Optional[int]:
-        return axis if "data_format" not in config and not self.axis_key else None
+        return axis if "data_format" not in config else None
 
     def check(self, ctx: Context) -> None:
         t = ctx.input
