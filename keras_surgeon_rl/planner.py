@@ -231,7 +231,7 @@ class _Planner:
         new = Graph(self.g.name, self.nodes, list(self.g.inputs), [p for p, _ in outputs],
                     self.g.sequential, self.g.flavour)
         new.unit_ids = {
-            "inputs": {n: list(t.ids) for n, t in self.inputs.items()},
+            "inputs": {n: list(t.ids) for n, t in self.inputs.items() if t.shape[t.axis] is not None},
             "layers": {n: list(self.units[n].new_ids) if n in self.units else list(lp.units_ids)
                        for n, lp in self.layers.items() if n in self.units or lp.units_ids is not None},
         }
@@ -262,6 +262,8 @@ class _Planner:
         change = self.spec.inputs.get(node.name, IdChange())
         axis = self._input_axis(node, change)
         width = shape[axis]
+        if width is None and change.old is None and change.new is None:
+            width = 0  # token IDs of any length, nothing asked of them: no units to follow (none change)
         if width is None:
             raise SurgeryError(f"input {node.name!r} has no fixed size on its unit axis {axis + 1}: {shape}")
         carried = self.g.unit_ids["inputs"].get(node.name)
@@ -279,7 +281,7 @@ class _Planner:
             raise SurgeryError(f"inputs[{node.name!r}].old lists {len(old)} IDs, but the input has {width} "
                                f"features on axis {axis + 1} (shape {shape}); list one ID per feature, in order")
         new = change.new if change.new is not None else old
-        t = TensorIDs.edited(old, new, shape, axis)
+        t = TensorIDs.edited(old, new, shape, axis) if shape[axis] is not None else TensorIDs.unchanged([], shape, axis)
         self.inputs[node.name] = t
         new_node = Node(node.name, node.class_name, node.layer_class, dict(node.config), [],
                         output_shape=t.shape, is_input=True, dtype=node.dtype)

@@ -236,8 +236,12 @@ def verify(old_model, new_model, spec, x: Any = None, n: int = 256, seed: int = 
     new_xs = []
     for name, xo in zip(names, xs):
         t = p.inputs[name]
+        if not t.changed:  # the same input (its shape may hold unknown sizes: a sequence's length)
+            new_xs.append(xo)
+            continue
         idx = index_of(t.old_ids, t.ids)
-        xn = rng.standard_normal((xo.shape[0],) + t.shape).astype("float32")
+        shape = tuple(xo.shape[k + 1] if d is None else d for k, d in enumerate(t.shape))  # x's sequence length
+        xn = rng.standard_normal((xo.shape[0],) + shape).astype("float32")
         ax = t.axis + 1
         have = np.flatnonzero(idx >= 0)
         dst = [slice(None)] * xn.ndim

@@ -177,3 +177,19 @@ def test_a_reshape_that_mixes_the_units_is_copied_while_they_stay_and_refused_wh
     with pytest.raises(SurgeryError, match=r"'rs' \(Reshape\): a reshape from \(16,\) to \(4, 4\): it mixes the "
                                            r"units' axis 1"):
         surgeon.plan(old, {"units": {"h": 15}})
+
+
+def test_an_empty_spec_on_inputs_of_unknown_size_is_exact(K):
+    L = K.layers
+    tokens = K.Input((None,), name="tok", dtype="int32")  # any length: no fixed unit axis
+    x = L.GlobalAveragePooling1D(name="gap")(L.Embedding(10, 4, name="emb")(tokens))
+    seq = K.Input((None, 3), name="seq")
+    y = L.GlobalMaxPooling1D(name="g")(L.Conv1D(4, 2, name="c")(seq))
+    old = randomize(K.Model([tokens, seq], L.Dense(2, name="q")(L.Concatenate(name="cat")([x, y]))))
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(0, 10, size=(4, 7)), rng.normal(size=(4, 7, 3))]
+    new = surgeon.transplant(old, {})
+    assert surgeon.verify(old, new, {}, x=xs) == 0
+    assert surgeon.verify(new, surgeon.transplant(new, {}), {}, x=xs) == 0  # the IDs it carries fit it
+    spec = {"inputs": {"seq": {"new": [2, 1, 0, "x"]}}}
+    assert surgeon.verify(old, surgeon.transplant(old, spec), spec, x=xs) <= TOL
