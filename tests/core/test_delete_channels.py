@@ -15,7 +15,7 @@ CPU kernels lack some channels-first operations (NCHW convolutions and pooling):
 is skipped when the old model itself cannot predict.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -33,17 +33,18 @@ LAST = ("channels_last",)  # layers without a data_format of their own (or witho
 
 @dataclass
 class Case:
-    """A model as ``p -> body -> head``; ``body(L, x, fmt)`` gives the layers under test.
+    """A model as ``p -> body -> head -> q``; ``body(L, x, fmt)`` gives the layers under test.
 
     Attributes:
         rank: spatial rank of the data (0: flat features, produced by a Dense).
-        body: the layers under test, from ``p``'s output; may read ``extra`` tensors (a second branch).
-        formats: the data formats to run (a layer without ``data_format`` runs channels-last only
-            when its rank has no channels-first form in Keras).
-        head: ``"gap"`` (global average pooling, then Dense), ``"flat"`` (Flatten, then Dense) or
-            ``"dense"`` (a Dense on flat data).
+        body: the layers under test, from ``p``'s output (and ``p2``'s, with ``second_branch``).
+        formats: the data formats to run (channels-last only for layers without a data_format).
+        head: ``"gap"`` (global average pooling), ``"gap1"`` (1-D global average pooling) or
+            ``"dense"`` (none: the data is flat already); then Flatten if needed, and the Dense ``q``.
         also: other layers whose units change like ``p``'s (the second branch of an Add).
-        zero: ``{layer: [(weight index, axis, channels of a deleted channel c)]}`` extra zeroing.
+        zero: ``c -> {layer: [(weight index, axis, indices)]}``: more weights to zero for a deleted
+            channel ``c`` (those that would turn a zero channel into a non-zero one).
+        second_branch: ``body`` also reads ``p2``, a second layer reading the input.
     """
 
     rank: int
