@@ -17,6 +17,7 @@ import numpy as np
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node
 from keras_surgeon_rl.ids import TensorIDs, index_of
+from keras_surgeon_rl.input_axis import reader_axes
 from keras_surgeon_rl.report import LayerReport, Report
 from keras_surgeon_rl.checks import guarded, may_not_rebuild, rebuilt_shape
 from keras_surgeon_rl.rules import Context, Rule, Units, rule_for
@@ -277,7 +278,7 @@ class _Planner:
         new = Graph(self.g.name, self.nodes, list(self.g.inputs), [p for p, _ in outputs],
                     self.g.sequential, self.g.flavour)
         new.unit_ids = {
-            "inputs": {n: list(t.ids) for n, t in self.inputs.items()},
+            "inputs": {n: list(t.ids) for n, t in self.inputs.items() if t.shape[t.axis] is not None},
             "layers": {n: list(self.units[n].new_ids) if n in self.units else list(lp.units_ids)
                        for n, lp in self.layers.items() if n in self.units or lp.units_ids is not None},
         }
@@ -286,6 +287,25 @@ class _Planner:
                 new.unit_ids["layers"].update(lp.sub.new.unit_ids["layers"])
         report = Report(self.g.name, self.rows)
         return Plan(self.g, new, self.layers, self.inputs, [t for _, t in outputs], report, self.spec)
+
+    def _input_axis(self, node: Node, change: IdChange) -> int:
+        """The input's unit axis (per sample): the spec's 'axis', else the one its readers read."""
+        shape = tuple(node.output_shape)
+        if change.axis is not None:
+            axis = change.axis - 1 if change.axis > 0 else len(shape) + change.axis
+            if not 0 <= axis < len(shape):
+                raise SurgeryError(f"inputs[{node.name!r}].axis {change.axis} is outside the input's shape {shape}")
+            return axis
+        readers = reader_axes(self.g, node.name)
+        axes = sorted(set(readers.values()))
+        if len(axes) == 1:
+            return axes[0]
+        if axes and (change.old is not None or change.new is not None):
+            said = ", ".join(f"{r!r} ({self.g.nodes[r].class_name}) axis {a + 1}" for r, a in readers.items())
+            raise SurgeryError(f"input {node.name!r} (shape {shape}) is read as units on different axes: {said}; "
+                               f"say which axis carries the IDs: 'inputs': {{{node.name!r}: {{..., 'axis': "
+                               f"{axes[0] + 1}}}}}")
+        return len(shape) - 1
 
     def _input(self, node: Node) -> None:
         if node.name in self.given_inputs:  # a nested model's input: what its call reads
@@ -296,11 +316,10 @@ class _Planner:
             return
         shape = tuple(node.output_shape)
         change = self.spec.inputs.get(node.name, IdChange())
-        axis = -1 if change.axis is None else change.axis
-        axis = axis - 1 if axis > 0 else len(shape) + axis
-        if not 0 <= axis < len(shape):
-            raise SurgeryError(f"inputs[{node.name!r}].axis {change.axis} is outside the input's shape {shape}")
+        axis = self._input_axis(node, change)
         width = shape[axis]
+        if width is None and change.old is None and change.new is None:
+            width = 0  # token IDs of any length, nothing asked of them: no units to follow (none change)
         if width is None:
             raise SurgeryError(f"input {node.name!r} has no fixed size on its unit axis {axis + 1}: {shape}")
         carried = self.g.unit_ids["inputs"].get(node.name)
@@ -318,7 +337,7 @@ class _Planner:
             raise SurgeryError(f"inputs[{node.name!r}].old lists {len(old)} IDs, but the input has {width} "
                                f"features on axis {axis + 1} (shape {shape}); list one ID per feature, in order")
         new = change.new if change.new is not None else old
-        t = TensorIDs.edited(old, new, shape, axis)
+        t = TensorIDs.edited(old, new, shape, axis) if shape[axis] is not None else TensorIDs.unchanged([], shape, axis)
         self.inputs[node.name] = t
         new_node = Node(node.name, node.class_name, node.layer_class, dict(node.config), [],
                         output_shape=t.shape, is_input=True, dtype=node.dtype)

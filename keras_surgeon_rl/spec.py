@@ -9,7 +9,9 @@ Example:
 
 Keys:
     inputs: ``{input_name: {"old": [ids], "new": [ids]}}`` (or ``{"old": …, "new": …}`` for a model
-        with one input). ``"axis"`` may name the unit axis (default: last; ``1`` for channels-first).
+        with one input). ``"axis"`` may name the unit axis, counting the batch axis (default: the axis
+        the layers reading the input read as units: ``1`` before a channels-first convolution, the
+        last one before a Dense or a channels-last convolution; refused when they disagree).
     outputs: the same for the model's outputs, keyed by output layer name; ``"init"`` says how new
         output units start: ``"random"`` (the layer's initializer, default), ``"zeros"``,
         ``"copy:<id>"``, ``{"copy": id, "bias_offset": -1.0}``, ``"keep_greedy"`` (a copy of a kept

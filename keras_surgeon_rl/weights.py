@@ -87,11 +87,19 @@ class Copy:
         return out
 
     def counts(self, old_shape: tuple, new_shape: tuple) -> tuple[int, int, int]:
-        """(copied, initialized, dropped) entry counts."""
+        """(copied, initialized, dropped) entry counts, each between 0 and the array's size.
+
+        Only indices inside the old array count as copied (a map that does not fit the array is
+        refused before anything is built, see :func:`keras_surgeon_rl.checks.check_maps`; the
+        counts of a dry run stay meaningful either way).
+        """
         axes = self._resolved(old_shape)
-        copied = int(np.prod([np.count_nonzero(a.src >= 0) for a in axes]))
-        used = int(np.prod([np.unique(a.src[a.src >= 0]).size for a in axes]))
-        return copied, int(np.prod(new_shape)) - copied, int(np.prod(old_shape)) - used
+        valid = [a.src[(a.src >= 0) & (a.src < d)] for a, d in zip(axes, old_shape)]
+        copied = int(np.prod([v.size for v in valid]))
+        used = int(np.prod([np.unique(v).size for v in valid]))
+        size = int(np.prod(new_shape))
+        copied = min(copied, size)
+        return copied, size - copied, int(np.prod(old_shape)) - used
 
 
 def _as_run(index: np.ndarray):

@@ -14,7 +14,7 @@ from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
 from keras_surgeon_rl.rules.ops import register_ops
 from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough, PerUnitConstants
 from keras_surgeon_rl.rules.registry import register_builtin, register_rule, registered, rule_for
-from keras_surgeon_rl.rules.reshape import FlattenRule, PermuteRule
+from keras_surgeon_rl.rules.reshape import FlattenRule, PermuteRule, ReshapeRule
 
 _NOT_EXACT = "{} mixes units: changing the units reaching it changes every output (not function-preserving)"
 
@@ -45,13 +45,15 @@ def _register_builtins() -> None:
     bn = {"gamma": -1, "beta": -1, "moving_mean": -1, "moving_variance": -1}
     register_builtin("BatchNormalization", PassThrough(per_unit_weights=bn, axis_key="axis"))
     register_builtin("LayerNormalization", PassThrough(per_unit_weights={"gamma": -1, "beta": -1}, axis_key="axis",
-                                                    note=_NOT_EXACT.format("LayerNormalization")))
-    register_builtin("Softmax", PassThrough(axis_key="axis", note=_NOT_EXACT.format("Softmax")))
+                                                    note=_NOT_EXACT.format("LayerNormalization"), other_axis="exact"))
+    register_builtin("Softmax", PassThrough(axis_key="axis", note=_NOT_EXACT.format("Softmax"), other_axis="exact"))
     register_builtin("Rescaling", PerUnitConstants({"scale": 1.0, "offset": 0.0}))
     register_builtin("Normalization", PerUnitConstants({"mean": 0.0, "variance": 1.0}, axis_key="axis",
-                                                       per_unit_weights={"mean": -1, "variance": -1, "count": None}))
+                                                       per_unit_weights={"mean": -1, "variance": -1, "count": None},
+                                                       other_axis="exact"))
     register_builtin("Flatten", FlattenRule())
     register_builtin("Permute", PermuteRule())
+    register_builtin("Reshape", ReshapeRule())
     register_builtin("Concatenate", ConcatenateRule())
     for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
         register_builtin(name, ElementwiseMerge())

@@ -140,6 +140,23 @@ class Rule:
         """The unit axis of the layer's output, for layers that own units."""
         return rank - 1
 
+    def reads_axis(self, config: dict, rank: int) -> Optional[int]:
+        """The axis of its input (of ``rank`` per-sample axes) that the layer reads as units: a
+        convolution's channel axis, a Dense's last axis; ``None`` when the layer has no say (it
+        passes units on whatever axis they are, or does not read units at all). A model input's
+        unit axis defaults to the one its readers agree on (:mod:`keras_surgeon_rl.input_axis`)."""
+        return None
+
+    def hints_axis(self, config: dict, rank: int) -> Optional[int]:
+        """A weaker say than :meth:`reads_axis`, heard only when no layer after has that: the axis a
+        normalization works on (BatchNormalization's ``axis``: usually, not always, the units')."""
+        return None
+
+    def input_axis_of(self, config: dict, axis: int) -> Optional[int]:
+        """For a layer that passes units through on any axis (an activation, a join, Permute): the
+        axis of its input that becomes ``axis`` of its output; ``None`` otherwise."""
+        return None
+
     def check(self, ctx: Context) -> None:
         """Raise a :class:`SurgeryError` when the layer cannot take what reaches it."""
 

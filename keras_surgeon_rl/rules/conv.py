@@ -58,6 +58,9 @@ class ConvRule(Rule):
     def unit_axis(self, config: dict, rank: int) -> int:
         return channel_axis(config, rank)
 
+    def reads_axis(self, config: dict, rank: int) -> int:
+        return channel_axis(config, rank)
+
     def check(self, ctx: Context) -> None:
         t = ctx.input
         check_channel_axis(ctx, t)
@@ -113,6 +116,9 @@ class ConvRule(Rule):
 
 class DepthwiseConvRule(Rule):
     """DepthwiseConv: each input channel has its own filters; output channel ``c * m + k``."""
+
+    def reads_axis(self, config: dict, rank: int) -> int:
+        return channel_axis(config, rank)
 
     def check(self, ctx: Context) -> None:
         check_channel_axis(ctx, ctx.input)

@@ -69,6 +69,9 @@ class DenseRule(Rule):
     def resize(self, config: dict, n: int) -> dict:
         return {**config, "units": int(n)}
 
+    def reads_axis(self, config: dict, rank: int) -> int:
+        return rank - 1
+
     def check(self, ctx: Context) -> None:
         t = ctx.input
         if t.changed and t.axis != len(t.shape) - 1:

@@ -22,7 +22,12 @@ class ElementwiseMerge(Rule):
 
     several_inputs = True
 
+    def input_axis_of(self, config: dict, axis: int) -> int:
+        return axis
+
     def check(self, ctx: Context) -> None:
+        if not ctx.changed:  # nothing to match (the branches may carry their IDs on different axes)
+            return
         first = ctx.inputs[0]
         for k, t in enumerate(ctx.inputs[1:], start=1):
             if not _same_units(first, t):
@@ -38,6 +43,9 @@ class ConcatenateRule(Rule):
 
     several_inputs = True
 
+    def input_axis_of(self, config: dict, axis: int) -> int:
+        return axis
+
     def _on_unit_axis(self, ctx: Context) -> bool:
         rank = len(ctx.inputs[0].shape)
         axis = int(ctx.node.config.get("axis", -1))
@@ -45,13 +53,15 @@ class ConcatenateRule(Rule):
         return axis == ctx.inputs[0].axis
 
     def check(self, ctx: Context) -> None:
+        if not ctx.changed:
+            return
         if not self._on_unit_axis(ctx):
             ElementwiseMerge().check(ctx)
         elif len({t.axis for t in ctx.inputs}) != 1:
             raise ctx.fail("its inputs carry unit IDs on different axes")
 
     def output_ids(self, ctx: Context) -> TensorIDs:
-        if not self._on_unit_axis(ctx):
+        if not self._on_unit_axis(ctx) or len({t.axis for t in ctx.inputs}) != 1:
             return super().output_ids(ctx)
         out = ids.concatenate(ctx.inputs)
         return out.with_shape(ctx.out_shape, ctx.old_out_shape, out.axis)

@@ -42,6 +42,8 @@ class ElementwiseOp(ElementwiseMerge):
         return full or ctx.inputs[:1]
 
     def check(self, ctx: Context) -> None:
+        if not ctx.changed:
+            return
         full = self._full(ctx)
         for t in full[1:]:
             if not _same_units(full[0], t):

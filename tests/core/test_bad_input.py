@@ -54,14 +54,14 @@ def test_surgery_error_is_a_value_error():
 def test_changed_ids_into_a_layer_without_rule_are_refused_before_building(K):
     inp = K.Input((4,), name="obs")
     x = K.layers.Dense(6, name="h0")(inp)
-    x = K.layers.Reshape((2, 3), name="fold")(x)
+    x = K.layers.RepeatVector(2, name="fold")(x)  # (Reshape has a rule now)
     x = K.layers.Flatten(name="flat")(x)
     out = K.layers.Dense(2, name="q")(x)
     model = K.Model(inp, out)
-    # unchanged IDs through the Reshape: fine, copied as it is
+    # unchanged IDs through the RepeatVector: fine, copied as it is
     assert surgeon.verify(model, surgeon.transplant(model, {"inputs": {"new": [3, 2, 1, 0]}}),
                           {"inputs": {"new": [3, 2, 1, 0]}}) <= 1e-5
-    with pytest.raises(SurgeryError, match=r"layer 'fold' \(Reshape\) has no surgery rule.*from 'h0'.*register_rule"):
+    with pytest.raises(SurgeryError, match=r"layer 'fold' \(RepeatVector\) has no surgery rule.*from 'h0'.*register_rule"):
         surgeon.plan(model, {"units": {"h0": 8}})
 
 

@@ -252,4 +252,4 @@ def test_channels_first_pooling_and_flatten():
             "units": {"c": [3, 0, 1, 2, 9]}}
     assert surgeon.verify(old, surgeon.transplant(old, spec), spec) <= TOL
     with pytest.raises(SurgeryError, match="channels_first"):
-        surgeon.plan(old, {"inputs": {"new": [0, 1, 2, 3, 4, 5, 6, 7, 8]}})  # axis -1 is a spatial axis
+        surgeon.plan(old, {"inputs": {"new": [0, 1, 2, 3, 4, 5, 6, 7, 8], "axis": -1}})  # a spatial axis
