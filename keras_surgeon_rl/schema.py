@@ -53,7 +53,7 @@ def _change(allow_init: bool) -> dict:
         "new": {**_ref("id_list"), "minItems": 1, "description": "the IDs the new model has, in order: kept IDs "
                 "keep their weights, new IDs are initialized, missing IDs are dropped",
                 "errorMessage": "{value} leaves no unit; keep at least one"},
-        "axis": {"type": "integer", "description": "the unit axis (default: last; 1 for channels-first)",
+        "axis": {"type": "integer", "description": "the unit axis (default: the axis the layers reading it use as units: 1 before a channels-first conv, else the last)",
                  "errorMessage": "{value} is not an axis; give an integer such as -1 or 1"},
     }
     if allow_init:
