@@ -8,9 +8,12 @@ is exact (verify <= 1e-5 on the logits) or a ``SurgeryError`` naming a layer of 
 other exception fails. The README test checks that the table names every layer class and
 ``keras.ops`` operation these models hold, and that its verdicts match the rule registry.
 
-Models are built once per module (~3 s each on a shared core; surgery rebuilds them, verify
-predicts). ``ZOO_ALL=1`` adds the exhaustive run: every Dense/Conv layer of every model, InceptionResNetV2
-included (``-m zoo_all`` selects it alone); ``ZOO_REPORT=<file.json>`` writes the figures.
+Random weights that keep the signal (``zoo.randomize``): a verify within 1e-5 means something only
+when the outputs depend on the inputs, which each model's fixture checks. Models are built once per
+module (seconds each; surgery rebuilds them, verify predicts, eagerly: no graph to trace). A surgery
+in ``KNOWN_BUGS`` is a strict xfail. ``ZOO_ALL=1`` adds the exhaustive run: every Dense/Conv layer of
+every model, InceptionResNetV2, ResNet50V2 and EfficientNetV2B0 included (``-m zoo_all`` selects it
+alone); ``ZOO_REPORT=<file.json>`` writes the figures.
 """
 
 from __future__ import annotations
@@ -77,13 +80,17 @@ def table():
     return readme_table()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _report():
-    yield
+def write_report() -> None:
     path = os.environ.get("ZOO_REPORT")
     if path and FIGURES:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(FIGURES, f, indent=1, sort_keys=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    yield
+    write_report()
 
 
 def exact_or_refused(b: Built, spec: dict, table: dict, what: str) -> dict:
@@ -171,8 +178,9 @@ def test_the_readme_table_names_every_class_and_matches_the_registry(built, tabl
 
 
 # The exhaustive run --------------------------------------------------------------------------------
-def _exact_subsets(model, layers: list[str], g) -> tuple[list[str], dict]:
-    """Widen ``layers`` together; when the result is not exact, bisect to the layers that are not.
+def _exact_subsets(model, layers: list[str], g, bisect: bool = True) -> tuple[list[str], dict]:
+    """Widen ``layers`` together; when the result is not exact, bisect to the layers that are not
+    (unless not ``bisect``: a model with a known bug).
 
     Returns:
         (exact layers, {layer: verify difference or error} for the others).
@@ -186,8 +194,8 @@ def _exact_subsets(model, layers: list[str], g) -> tuple[list[str], dict]:
         diff = f"refused together: {e}"
     if isinstance(diff, float) and diff <= TOL:
         return list(layers), {}
-    if len(layers) == 1:
-        return [], {layers[0]: diff}
+    if len(layers) == 1 or not bisect:
+        return [], {tuple(layers) if len(layers) > 1 else layers[0]: diff}
     half = len(layers) // 2
     a_ok, a_bad = _exact_subsets(model, layers[:half], g)
     b_ok, b_bad = _exact_subsets(model, layers[half:], g)
@@ -215,11 +223,12 @@ def test_every_layer_of_every_model(name, table, request):
             del b.figures[f"widen {layer}"]
     b.figures["plan_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
-    exact, bad = _exact_subsets(model, accepted, g) if accepted else ([], {})
+    exact, bad = _exact_subsets(model, accepted, g, bisect=name not in KNOWN_BUGS) if accepted else ([], {})
     b.figures["surgery_and_verify_s"] = round(time.perf_counter() - t, 2)
     by_class: dict = {}
     for cls in refused.values():
         by_class[cls] = by_class.get(cls, 0) + 1
     b.figures.update(layers=len(layers), exact=len(exact), refused=len(refused), refused_by=by_class,
-                     not_exact={k: str(v)[:200] for k, v in bad.items()})
+                     not_exact={str(k)[:200]: str(v)[:200] for k, v in bad.items()})
+    write_report()  # after each model: the run takes long
     assert not bad, f"{name}: widening these layers is neither exact nor refused: {bad}"
