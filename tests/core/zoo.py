@@ -66,8 +66,8 @@ def randomize(model, seed: int = 0):
 
     Kernels keep Keras' own initialization. Biases, scales and BatchNorm's beta and gamma get random
     values; then one pass in training mode over random images sets every BatchNorm's moving mean and
-    variance to the statistics of the activations reaching it (momentum 0 for that pass; variances
-    at least 0.01, so a nearly dead channel does not amplify rounding), so no layer squashes the signal, as the depthwise convolutions of random MobileNets do with the
+    variance to the statistics of the activations reaching it (momentum 0 for that pass), so no
+    layer squashes the signal, as the depthwise convolutions of random MobileNets do with the
     initial statistics. A Normalization layer derives its state from its weights again (Keras 3 does
     that only in ``adapt`` and when loading), so the model computes with the values it holds.
     """
@@ -98,8 +98,6 @@ def randomize(model, seed: int = 0):
     model(_images(model, 16, seed), training=True)
     for layer, m in zip(norms, momentum):
         layer.momentum = m
-        var = layer.moving_variance
-        var.assign(np.maximum(np.asarray(var), 0.01).astype(var.dtype))
     _unit_logits(model, seed)
     return model
 
