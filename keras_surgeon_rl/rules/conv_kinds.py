@@ -38,20 +38,21 @@ def _refuse_groups(ctx: Context) -> None:
                        "take grouped changes); keep its filters and the channels reaching it unchanged")
 
 
-class _NoInsert:
-    """Mixin: these kinds are not inserted (only Dense and Conv1D/2D/3D are)."""
-
-    def insert_config(self, insertion: Insertion, t: TensorIDs, name: str) -> dict:
-        return Rule.insert_config(self, insertion, t, name)
-
-
-class SeparableConvRule(_NoInsert, ConvRule):
-    """SeparableConv1D/2D: input channels through both kernels, filters as units."""
+class _UngroupedKind(ConvRule):
+    """Separable and transposed convolutions: never grouped when they change, never inserted (only
+    Dense and Conv1D/2D/3D are)."""
 
     def check(self, ctx: Context) -> None:
         check_channel_axis(ctx, ctx.input)
         if ctx.changed:
             _refuse_groups(ctx)
+
+    def insert_config(self, insertion: Insertion, t: TensorIDs, name: str) -> dict:
+        return Rule.insert_config(self, insertion, t, name)
+
+
+class SeparableConvRule(_UngroupedKind):
+    """SeparableConv1D/2D: input channels through both kernels, filters as units."""
 
     def weight_maps(self, ctx: Context) -> dict:
         t, old = ctx.input, ctx.old
@@ -75,13 +76,8 @@ def _repeat(a: AxisMap | None, m: int) -> AxisMap | None:
                    zero=None if a.zero is None else np.repeat(a.zero, m))
 
 
-class ConvTransposeRule(_NoInsert, ConvRule):
+class ConvTransposeRule(_UngroupedKind):
     """Conv1D/2D/3DTranspose: ``kernel [*window, filters, in]``."""
-
-    def check(self, ctx: Context) -> None:
-        check_channel_axis(ctx, ctx.input)
-        if ctx.changed:
-            _refuse_groups(ctx)
 
     def weight_maps(self, ctx: Context) -> dict:
         t, old = ctx.input, ctx.old

@@ -12,6 +12,7 @@ import pytest
 
 from keras_surgeon_rl import SurgeryError, surgeon
 
+import atari_net
 from conftest import randomize
 
 WINDOW = 4
@@ -24,17 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")
 
 
 def dqn_atari(K, n_actions=len(ACTIONS)):
-    """keras-rl2's examples/dqn_atari.py network (image_data_format 'channels_last'), layer for layer."""
-    L = K.layers
-    return K.Sequential([
-        L.Permute((2, 3, 1), input_shape=(WINDOW, 84, 84), name="permute"),
-        L.Conv2D(32, (8, 8), strides=(4, 4), name="conv1"), L.Activation("relu", name="relu1"),
-        L.Conv2D(64, (4, 4), strides=(2, 2), name="conv2"), L.Activation("relu", name="relu2"),
-        L.Conv2D(64, (3, 3), strides=(1, 1), name="conv3"), L.Activation("relu", name="relu3"),
-        L.Flatten(name="flat"),
-        L.Dense(512, name="fc"), L.Activation("relu", name="relu4"),
-        L.Dense(n_actions, name="q"), L.Activation("linear", name="linear"),
-    ], name="dqn_atari")
+    return atari_net.dqn_atari(K, n_actions, WINDOW)
 
 
 def frames(n, window=WINDOW, seed=0):

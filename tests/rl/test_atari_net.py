@@ -17,6 +17,7 @@ from rl.core import Processor
 from rl.memory import SequentialMemory
 from rl.policy import EpsGreedyQPolicy, LinearAnnealedPolicy
 
+import atari_net
 from keras_surgeon_rl import surgeon
 from keras_surgeon_rl.rl.memory import CarriedSequentialMemory
 
@@ -27,17 +28,7 @@ N = 16  # windows per check
 
 
 def dqn_atari(n_actions=len(ACTIONS), window=WINDOW):
-    """keras-rl2's examples/dqn_atari.py network (channels_last), layer for layer."""
-    L = tf_keras.layers
-    return tf_keras.Sequential([
-        L.Permute((2, 3, 1), input_shape=(window, 84, 84), name="permute"),
-        L.Conv2D(32, (8, 8), strides=(4, 4), name="conv1"), L.Activation("relu", name="relu1"),
-        L.Conv2D(64, (4, 4), strides=(2, 2), name="conv2"), L.Activation("relu", name="relu2"),
-        L.Conv2D(64, (3, 3), strides=(1, 1), name="conv3"), L.Activation("relu", name="relu3"),
-        L.Flatten(name="flat"),
-        L.Dense(512, name="fc"), L.Activation("relu", name="relu4"),
-        L.Dense(n_actions, name="q"), L.Activation("linear", name="linear"),
-    ], name="dqn_atari")
+    return atari_net.dqn_atari(tf_keras, n_actions, window)
 
 
 class AtariProcessor(Processor):
