@@ -35,6 +35,7 @@ from rl.agents.dqn import DQNAgent
 from rl.memory import SequentialMemory
 from rl.policy import BoltzmannQPolicy, EpsGreedyQPolicy
 
+from keras_surgeon_rl.rl.evaluate import EVAL_SEED_BASE, GreedyEvaluation, eval_seeds, greedy_returns
 from keras_surgeon_rl.rl.persist import load_agent, save_agent
 
 #: keras-rl2's example settings (dqn_cartpole.py), used unless an experiment overrides them.
@@ -76,14 +77,14 @@ def new_agent(exp: dict, setting: dict, name: str) -> DQNAgent:
     return agent
 
 
-def fit(agent: DQNAgent, env, steps: int) -> list[dict]:
+def fit(agent: DQNAgent, env, steps: int, callbacks: Sequence = ()) -> list[dict]:
     """Train for ``steps`` environment steps; one record per finished episode.
 
     Returns:
         ``[{"step": steps so far at the episode's end, "reward": episode reward, "length": steps}]``
         (an episode still running when ``steps`` is reached is not recorded).
     """
-    h = agent.fit(env, nb_steps=steps, verbose=0).history
+    h = agent.fit(env, nb_steps=steps, verbose=0, callbacks=list(callbacks)).history
     return [{"step": int(s), "reward": float(r), "length": int(n)}
             for s, r, n in zip(h.get("nb_steps", []), h.get("episode_reward", []), h.get("nb_episode_steps", []))]
 
@@ -124,20 +125,60 @@ def prepare(seed: int, *, exp: dict, old_steps: int, cache: str) -> dict:
 # Phase 2: one arm
 def arm_agent(arm: str, exp: dict, seed: int, old_steps: int, cache: str) -> tuple[DQNAgent, dict]:
     """The agent an arm trains in phase 2, and the setting (old or new) it trains in."""
+    agent, setting, _old = _arm_agents(arm, exp, seed, old_steps, cache)
+    return agent, setting
+
+
+def _arm_agents(arm: str, exp: dict, seed: int, old_steps: int, cache: str, need_old: bool = False):
+    """``(agent, setting, old agent)``: the old agent is loaded for ``scratch`` only if ``need_old``
+    (after the scratch agent: loading it first would shift graph-mode op seeds, i.e. scratch's init)."""
     tf_keras.utils.set_random_seed(seed)
     if arm == "scratch":
-        return new_agent(exp, exp["new"], "scratch"), exp["new"]
+        agent = new_agent(exp, exp["new"], "scratch")
+        return agent, exp["new"], load_agent(old_agent_dir(exp, seed, old_steps, cache)) if need_old else None
     old = load_agent(old_agent_dir(exp, seed, old_steps, cache))
     if arm == "old":
-        return old, exp["old"]
-    return resume_dqn(old, exp["specs"][arm]), exp["new"]
+        return old, exp["old"], old
+    return resume_dqn(old, exp["specs"][arm]), exp["new"], old
 
 
-def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[int], cache: str) -> list[dict]:
-    """Phase 2 of one arm: ``steps`` training steps; one record per training episode."""
+def evaluation_settings(every: int, episodes: int = 10, seed_base: int = EVAL_SEED_BASE) -> Optional[dict]:
+    """The greedy evaluation of phase 2 (saved in the config), or ``None`` for ``every=0`` (no evaluation)."""
+    if every <= 0:
+        return None
+    return {"every": every, "episodes": episodes, "seeds": eval_seeds(episodes, seed_base),
+            "policy": "greedy (argmax Q)", "max_steps": "the environment's limit"}
+
+
+def greedy(agent: DQNAgent, exp: dict, setting: dict, seeds: Sequence[int]) -> dict:
+    """:func:`greedy_returns` of ``agent`` in the environment of ``setting`` from the resets ``seeds``."""
+    return greedy_returns(agent, lambda: env_for(exp, setting, seed=None), seeds)
+
+
+def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[int], cache: str,
+            evaluation: Optional[dict] = None):
+    """Phase 2 of one arm: ``steps`` training steps; one record per training episode.
+
+    Returns:
+        Without ``evaluation``: the records. With it (see :func:`evaluation_settings`): ``{"records":
+        [...], "greedy": {"before": old agent, "after": the arm's agent before any training step,
+        "curve": [{"step": 0, ...after}, {"step": every, ...}, ...]}}``, each evaluation a
+        :func:`greedy_returns` result. ``before`` is the old agent of the seed (the one surgery
+        starts from) in the old setting, also for ``scratch``; ``after`` for ``old`` is the same
+        evaluation. Evaluating changes nothing in training: the records are those of a run without it.
+    """
     tf_keras.backend.clear_session()
-    agent, setting = arm_agent(arm, exp, seed, old_steps or steps, cache)
-    return fit(agent, env_for(exp, setting, seed), steps)
+    agent, setting, old = _arm_agents(arm, exp, seed, old_steps or steps, cache, need_old=evaluation is not None)
+    env = env_for(exp, setting, seed)
+    if evaluation is None:
+        return fit(agent, env, steps)
+    seeds = evaluation["seeds"]
+    before = greedy(old, exp, exp["old"], seeds)
+    after = before if arm == "old" else greedy(agent, exp, setting, seeds)
+    callback = GreedyEvaluation(lambda: env_for(exp, setting, seed=None), seeds, every=evaluation["every"])
+    records = fit(agent, env, steps, callbacks=[callback])
+    return {"records": records,
+            "greedy": {"before": before, "after": after, "curve": [{"step": 0, **after}] + callback.results}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,16 +198,24 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
     parser = runner.arg_parser(doc, arms, steps=steps, runs=runs, experiment=experiment)
     parser.add_argument("--old-steps", type=int, default=None,
                         help="phase-1 training steps of the old agent (default: --steps)")
+    parser.add_argument("--eval-every", type=int, default=500, metavar="N",
+                        help="greedy evaluation every N phase-2 steps, and of the old and the new agent right before "
+                             "phase 2 (default 500; 0: none, as in results saved before it existed)")
+    parser.add_argument("--eval-episodes", type=int, default=10, metavar="K",
+                        help="episodes per greedy evaluation, from K fixed seeded resets (default 10)")
     args = parser.parse_args(argv)
     old_steps = args.old_steps or args.steps
+    evaluation = evaluation_settings(args.eval_every, args.eval_episodes)
     cache = str(args.out / experiment / "old_agents")  # shared by every --name; keyed by settings
     print(f"{experiment}: arms {', '.join(args.arms)}; {args.runs} runs each (seeds {args.seed}–"
           f"{args.seed + args.runs - 1}); phase 1 {old_steps} steps (cached in {cache}), phase 2 {args.steps} "
           f"steps; jobs={args.jobs}")
     config = {**exp, "agent": agent_settings(exp), "old_steps": old_steps, "phase2_steps": args.steps,
               "command": " ".join(["python", sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))}
+    if evaluation is not None:  # absent without evaluation: results saved before it still resume
+        config["greedy_eval"] = evaluation
     path = runner.run(
-        args.name, functools.partial(run_one, exp=exp, old_steps=old_steps, cache=cache),
+        args.name, functools.partial(run_one, exp=exp, old_steps=old_steps, cache=cache, evaluation=evaluation),
         args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out, resume=args.resume,
         x="step", y="reward",
         config=config, prepare=functools.partial(prepare, exp=exp, old_steps=old_steps, cache=cache),
@@ -179,6 +228,26 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
               f"{sum(last) / max(1, len(last)):.1f}{' (cached)' if info['cached'] else ''}")
     print()
     print(runner.summary(path, [c for c in at if c <= args.steps]))
+    if evaluation is not None:
+        print()
+        print(greedy_summary(results))
     png = runner.plot(path)
     print(f"\nresults: {path}\nplot:    {png}")
     return {"json": path, "png": png}
+
+
+def greedy_summary(results: dict) -> str:
+    """Per arm: greedy mean return of the old agent before surgery, of the arm's agent right after it
+    (before any training step), and the lowest and the last point of the phase-2 greedy curve; means over runs."""
+    lines = [f"{results['experiment']}: greedy return over {results['config']['greedy_eval']['episodes']} fixed start "
+             "states (mean over runs)",
+             f"{'arm':24} {'runs':>4} {'before':>9} {'after':>9} {'lowest':>9} {'last':>9}"]
+    for arm, runs in results["arms"].items():
+        runs = [r for r in runs if "greedy" in r]
+        if not runs:
+            continue
+        g = [r["greedy"] for r in runs]
+        cols = [sum(x["before"]["mean"] for x in g), sum(x["after"]["mean"] for x in g),
+                sum(min(c["mean"] for c in x["curve"]) for x in g), sum(x["curve"][-1]["mean"] for x in g)]
+        lines.append(f"{arm:24} {len(g):>4} " + " ".join(f"{c / len(g):9.1f}" for c in cols))
+    return "\n".join(lines)

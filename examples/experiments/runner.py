@@ -7,6 +7,9 @@ it) that trains one arm once and returns its records::
         ...                      # e.g. [{"step": 213, "reward": 21.0}, ...]  (RL: one per episode)
         return records           #  or  [{"batch": 100, "accuracy": 0.83}, ...]  (one per evaluation)
 
+``run_one`` may instead return ``{"records": [...], **more}``: ``more`` (JSON-able, e.g. the DQN
+experiments' ``"greedy"`` evaluations) is saved in the run's entry beside ``"records"``.
+
 and hands it to :func:`run`, which runs every arm ``runs`` times (run ``r`` of every arm uses seed
 ``seed + r``, so arms are compared on equal seeds), in ``jobs`` parallel processes, and writes
 ``<out>/<experiment>/results.json``. Everything after that reads the JSON: :func:`summary` makes the
@@ -29,7 +32,7 @@ The JSON file::
      "plot": {"x": "batch", "y": "accuracy", "smooth": 1, "title": ..., "xlabel": ..., "ylabel": ...},
      "prepared": {"0": {...}, ...},                 # what prepare(seed) returned, if given
      "arms": {"scratch": [{"seed": 0, "seconds": 81.2, "records": [{"batch": 0, "accuracy": 0.17}, ...]},
-                          ...], ...}}
+                          ...], ...}}                # a run may hold more keys (see run_one above)
 """
 
 from __future__ import annotations
@@ -103,9 +106,10 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
 
     Args:
         experiment: the results folder's name (``<out>/<experiment>/``).
-        run_one: ``run_one(arm, seed, steps) -> list of records``; module-level (or a
-            ``functools.partial`` of one) so that spawned processes can import it. Each record is a
-            dict holding at least the keys ``x`` and ``y``.
+        run_one: ``run_one(arm, seed, steps) -> list of records`` (or ``{"records": [...],
+            **more}``, ``more`` saved in the run's entry); module-level (or a ``functools.partial``
+            of one) so that spawned processes can import it. Each record is a dict holding at
+            least the keys ``x`` and ``y``.
         arms: arm names, in the order tables and legends show them.
         runs: runs per arm; run ``r`` of every arm uses seed ``seed + r``.
         steps: passed to ``run_one``.
@@ -176,9 +180,11 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
                 results["prepared"][str(s)] = info
             _save(results, path)
         calls = {(arm, s): (_timed, run_one, arm, s, steps) for arm, s in tasks}
-        for (arm, s), (records, seconds) in _gather(pool, calls, "runs", progress):
+        for (arm, s), (result, seconds) in _gather(pool, calls, "runs", progress):
+            extra = dict(result) if isinstance(result, dict) else {"records": result}
+            records = extra.pop("records", None)
             _check_records(records, x, y, arm, s)
-            results["arms"][arm].append({"seed": s, "seconds": round(seconds, 2), "records": records})
+            results["arms"][arm].append({"seed": s, "seconds": round(seconds, 2), "records": records, **extra})
             results["arms"][arm].sort(key=lambda r: r["seed"])
             _save(results, path)
     return path
@@ -223,10 +229,10 @@ def _carry_over(saved: dict, results: dict, path: Path) -> None:
     results["resumed"] = saved.get("resumed", []) + [_dt.datetime.now().isoformat(timespec="seconds")]
 
 
-def _timed(run_one: RunOne, arm: str, seed: int, steps: int) -> tuple[list, float]:
+def _timed(run_one: RunOne, arm: str, seed: int, steps: int) -> tuple[list | dict, float]:
     start = time.perf_counter()
-    records = run_one(arm, seed, steps)
-    return _jsonable(records), time.perf_counter() - start
+    result = run_one(arm, seed, steps)
+    return _jsonable(result), time.perf_counter() - start
 
 
 def _check_records(records: list, x: str, y: str, arm: str, seed: int) -> None:
