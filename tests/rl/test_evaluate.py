@@ -1,0 +1,107 @@
+"""Greedy evaluation on fixed start states: deterministic, exact across function-preserving surgery,
+neutral to training, and stored by the DQN experiments beside the training returns."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_surgeon_rl.rl import CARTPOLE_FEATURES, make_env, resume_dqn, tf_keras
+from keras_surgeon_rl.rl.evaluate import GreedyEvaluation, eval_seeds, greedy_returns
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples.experiments import dqn  # noqa: E402
+
+KEPT = ["x_dot", "theta"]
+EXP = {"env": "CartPole-v1",
+       "old": {"features": KEPT, "actions": None, "hidden": [16]},
+       "new": {"features": None, "actions": None, "hidden": [16]},
+       "specs": {"transplant_preserve": {"inputs": {"old": KEPT, "new": CARTPOLE_FEATURES}}},
+       "agent": {"policy": "boltzmann", "warmup": 100}}
+
+
+def old_env():
+    return make_env("CartPole-v1", features=KEPT)
+
+
+def trained_agent(steps=300, seed=0):
+    """A DQN on CartPole-v1 seeing (x_dot, theta), trained ``steps`` steps."""
+    tf_keras.utils.set_random_seed(seed)
+    agent = dqn.new_agent(EXP, EXP["old"], "old")
+    records = dqn.fit(agent, dqn.env_for(EXP, EXP["old"], seed), steps)
+    return agent, records
+
+
+def test_same_start_states_give_the_same_returns():
+    agent, _ = trained_agent()
+    seeds = eval_seeds(5)
+    first = greedy_returns(agent, old_env, seeds)
+    assert first == greedy_returns(agent, old_env, seeds)
+    assert first == greedy_returns(agent.model, old_env, seeds)  # the Q-network alone acts the same
+    assert first["seeds"] == seeds and len(first["returns"]) == 5
+    assert first["mean"] == pytest.approx(np.mean(first["returns"]))
+    # CartPole pays 1 per step: the return is the episode's length, within the environment's 500 cap
+    assert first["returns"] == [float(n) for n in first["lengths"]] and max(first["lengths"]) <= 500
+    capped = greedy_returns(agent, old_env, seeds, max_steps=5)
+    assert capped["lengths"] == [min(5, n) for n in first["lengths"]]
+
+
+def test_same_seeds_give_the_same_start_states_in_every_setting():
+    """An old-setting and a new-setting environment reset with one seed start from one state."""
+    for seed in eval_seeds(3):
+        full = make_env("CartPole-v1").reset(seed=seed)
+        kept = old_env().reset(seed=seed)
+        np.testing.assert_array_equal(kept, full[[CARTPOLE_FEATURES.index(f) for f in KEPT]])
+
+
+def test_exact_surgery_keeps_every_greedy_return():
+    agent, _ = trained_agent()
+    seeds = eval_seeds(10)
+    before = greedy_returns(agent, old_env, seeds)
+    new = resume_dqn(agent, EXP["specs"]["transplant_preserve"])  # x and theta_dot start at zero weight
+    after = greedy_returns(new, lambda: make_env("CartPole-v1"), seeds)
+    assert after["returns"] == before["returns"] and after["lengths"] == before["lengths"]
+
+
+def test_evaluating_during_fit_changes_nothing_in_training():
+    _, plain = trained_agent(steps=250)
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    agent = dqn.new_agent(EXP, EXP["old"], "old")
+    callback = GreedyEvaluation(old_env, eval_seeds(3), every=100)
+    evaluated = dqn.fit(agent, dqn.env_for(EXP, EXP["old"], 0), 250, callbacks=[callback])
+    assert evaluated == plain
+    assert [r["step"] for r in callback.results] == [100, 200]
+
+
+def test_experiment_engine_stores_greedy_evaluations(tmp_path, capsys):
+    argv = ["--steps", "200", "--runs", "1", "--jobs", "0", "--out", str(tmp_path), "--arms", "old",
+            "transplant_preserve", "scratch", "--eval-every", "100", "--eval-episodes", "3"]
+    paths = dqn.main("doc", "toy", EXP, ["old", "transplant_preserve", "scratch"], argv, steps=200, runs=1,
+                     at=[100], title="toy")
+    results = json.loads(Path(paths["json"]).read_text())
+    assert results["config"]["greedy_eval"]["seeds"] == eval_seeds(3)
+    runs = {arm: results["arms"][arm][0] for arm in ("old", "transplant_preserve", "scratch")}
+    for arm, run in runs.items():
+        assert run["records"] and all({"step", "reward", "length"} <= set(r) for r in run["records"]), arm
+        g = run["greedy"]
+        assert [c["step"] for c in g["curve"]] == [0, 100, 200], arm
+        assert g["curve"][0]["returns"] == g["after"]["returns"], arm
+        assert all(len(e["returns"]) == 3 for e in [g["before"], g["after"]] + g["curve"]), arm
+    # one old agent per seed: every arm saw the same "before"; the exact transplant kept it
+    assert runs["old"]["greedy"]["before"] == runs["scratch"]["greedy"]["before"]
+    assert runs["transplant_preserve"]["greedy"]["after"]["returns"] == runs["old"]["greedy"]["before"]["returns"]
+    assert "greedy return over 3 fixed start states" in capsys.readouterr().out
+
+    # resume: same settings keep every run; other evaluation settings are refused
+    dqn.main("doc", "toy", EXP, ["old", "transplant_preserve", "scratch"], argv + ["--resume"], steps=200,
+             runs=1, at=[100], title="toy")
+    assert json.loads(Path(paths["json"]).read_text())["arms"] == results["arms"]
+    with pytest.raises(ValueError, match="greedy_eval"):
+        dqn.main("doc", "toy", EXP, ["old", "transplant_preserve", "scratch"],
+                 argv + ["--resume", "--eval-every", "0"], steps=200, runs=1, at=[100], title="toy")
