@@ -59,13 +59,36 @@ def test_same_seeds_give_the_same_start_states_in_every_setting():
         np.testing.assert_array_equal(kept, full[[CARTPOLE_FEATURES.index(f) for f in KEPT]])
 
 
+def steer(agent):
+    """Make hidden units 0 and 1 a controller (push towards the pole's lean): long, varied episodes.
+
+    After a few hundred steps a DQN pushes one way only (9–10 steps per episode, the same action
+    at every step), too easy a test of "the same function". The 14 other units keep their trained
+    weights, so no two Q-values tie.
+    """
+    w1, b1, w2, b2 = agent.model.get_weights()
+    w1[:, 0], w1[:, 1], b1[:2] = [-0.1, 1.0], [0.1, -1.0], 0.0  # inputs (x_dot, theta)
+    w2[0], w2[1] = [-10.0, 10.0], [10.0, -10.0]  # outputs (left, right)
+    agent.model.set_weights([w1, b1, w2, b2])
+    agent.update_target_model_hard()
+
+
 def test_exact_surgery_keeps_every_greedy_return():
     agent, _ = trained_agent()
     seeds = eval_seeds(10)
-    before = greedy_returns(agent, old_env, seeds)
+    trained = greedy_returns(agent, old_env, seeds)
     new = resume_dqn(agent, EXP["specs"]["transplant_preserve"])  # x and theta_dot start at zero weight
+    assert greedy_returns(new, lambda: make_env("CartPole-v1"), seeds) == trained
+
+    steer(agent)
+    before = greedy_returns(agent, old_env, seeds)
+    assert len(set(before["returns"])) > 3 and before["mean"] > 100  # hundreds of greedy decisions each
+    new = resume_dqn(agent, EXP["specs"]["transplant_preserve"])
     after = greedy_returns(new, lambda: make_env("CartPole-v1"), seeds)
     assert after["returns"] == before["returns"] and after["lengths"] == before["lengths"]
+    # the protocol tells a function-changing transplant apart: random weights on x and theta_dot
+    changed = resume_dqn(agent, {**EXP["specs"]["transplant_preserve"], "init": "random"})
+    assert greedy_returns(changed, lambda: make_env("CartPole-v1"), seeds)["returns"] != before["returns"]
 
 
 def test_evaluating_during_fit_changes_nothing_in_training():
@@ -97,6 +120,9 @@ def test_experiment_engine_stores_greedy_evaluations(tmp_path, capsys):
     assert runs["old"]["greedy"]["before"] == runs["scratch"]["greedy"]["before"]
     assert runs["transplant_preserve"]["greedy"]["after"]["returns"] == runs["old"]["greedy"]["before"]["returns"]
     assert "greedy return over 3 fixed start states" in capsys.readouterr().out
+    # scratch loads the old agent for "before" after building its own: its training is as without evaluation
+    cache = str(tmp_path / "toy" / "old_agents")
+    assert dqn.run_one("scratch", 0, 200, exp=EXP, old_steps=200, cache=cache) == runs["scratch"]["records"]
 
     # resume: same settings keep every run; other evaluation settings are refused
     dqn.main("doc", "toy", EXP, ["old", "transplant_preserve", "scratch"], argv + ["--resume"], steps=200,
