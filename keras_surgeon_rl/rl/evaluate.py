@@ -134,8 +134,9 @@ def _state(frames: list, window: int) -> np.ndarray:
 class GreedyEvaluation(Callback):
     """A keras-rl2 callback: :func:`greedy_returns` of the training agent every ``every`` steps of ``fit``.
 
-    The step counted is the agent's (``agent.step`` after the step, so it continues across
-    several ``fit`` calls of one agent). An evaluation runs between two training steps; it draws
+    Steps count from the start of the ``fit`` call (keras-rl2's ``fit`` sets ``agent.step`` to 0);
+    a callback reused over several ``fit`` calls appends to :attr:`results`, steps restarting at
+    ``every``. An evaluation runs after a training step, before the next; it draws
     nothing from the global random generators and changes nothing in the agent, so the training
     itself is the same with or without it.
 
