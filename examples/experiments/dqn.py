@@ -17,6 +17,14 @@ Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with
 (the replay memory is not saved: every arm starts phase 2 with an empty memory, and warms up again
 for ``warmup`` steps before learning — the same for every arm, scratch included).
 
+Greedy evaluation (``--eval-every N``, default 500; 0 turns it off): every run also measures the
+greedy policy (argmax Q) from ``--eval-episodes`` fixed seeded resets (the same for every arm and
+seed, see :mod:`keras_surgeon_rl.rl.evaluate`): the seed's old agent right before surgery, the
+arm's agent right after it (before any training step), and every N phase-2 steps. A run's entry in
+results.json then holds ``"greedy": {"before", "after", "curve"}`` beside ``"records"`` (the
+training episodes, unchanged: evaluating does not change training), and the config
+``"greedy_eval"``.
+
 Seeds: the old agent's weights and phase-1 environment use ``10_000 + seed`` (so "scratch" does not
 start where the old agent started); phase 2 of every arm uses ``seed`` for TensorFlow, NumPy and
 the environment, so the arms of a seed see the same episode start states.
