@@ -46,6 +46,9 @@ def test_rl_experiment_scripts_write_every_arm_json_and_png(tmp_path):
             records = runs[0]["records"]
             assert records and all(0 < r["step"] <= steps for r in records), (name, arm)
             assert all(isinstance(r["reward"], float) for r in records), (name, arm)
+            greedy = runs[0]["greedy"]  # default --eval-every 500: before, after and every 500 steps
+            assert [c["step"] for c in greedy["curve"]] == list(range(0, steps + 1, 500)), (name, arm)
+            assert len(greedy["before"]["returns"]) == len(greedy["after"]["returns"]) == 10, (name, arm)
         phase1 = results["prepared"]["0"]["phase1"]
         assert phase1 and results["config"]["old_steps"] == steps, name
         assert (folder / "plot.png").stat().st_size > 0, name
