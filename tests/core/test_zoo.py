@@ -35,6 +35,11 @@ from zoo import (MODELS, QUICK, build, graph_of, is_refused, kind_of, layer_clas
                  readme_table, refused_class, sample, sensitivity, unit_count)
 
 TOL = 1e-5
+#: In the exhaustive run, a layer whose float32 difference is above TOL but at most this is widened again
+#: in a float64 copy of the model: a widened layer sums in another order (oneDNN blocks by channel
+#: count), which NASNetMobile's deepest layers show as 1e-5..2e-5 in float32 and 2e-14 in float64.
+ROUNDING = 1e-3
+ROUNDED: dict = {}  # model -> {layer: (float32 difference, float64 difference)}
 N = 4  # random images per verify
 SENSITIVE = 100 * TOL  # outputs must vary at least this much over inputs, or verify <= TOL means little
 WIDER = 2  # units added to each widened layer
@@ -174,9 +179,24 @@ def test_the_readme_table_names_every_class_and_matches_the_registry(built, tabl
 
 
 # The exhaustive run --------------------------------------------------------------------------------
-def _exact_subsets(model, layers: list[str], g, bisect: bool = True) -> tuple[list[str], dict]:
+def _float64_difference(name: str, layer: str, g) -> float:
+    """``verify`` of widening ``layer`` alone, on the model built and randomized in float64."""
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = randomize(build(name))
+        spec = {"units": {layer: unit_count(g, layer) + WIDER}}
+        return surgeon.verify(model, surgeon.transplant(model, spec), spec, n=N)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def _exact_subsets(model, layers: list[str], g, bisect: bool = True, name: str = "") -> tuple[list[str], dict]:
     """Widen ``layers`` together; when the result is not exact, bisect to the layers that are not
-    (unless not ``bisect``: a model with a known bug).
+    (unless not ``bisect``: a model with a known bug). A single layer within float32 rounding of
+    exact (``ROUNDING``) counts as exact when the float64 model shows it is (``ROUNDED``).
 
     Returns:
         (exact layers, {layer: verify difference or error} for the others).
@@ -190,11 +210,16 @@ def _exact_subsets(model, layers: list[str], g, bisect: bool = True) -> tuple[li
         diff = f"refused together: {e}"
     if isinstance(diff, float) and diff <= TOL:
         return list(layers), {}
+    if len(layers) == 1 and isinstance(diff, float) and diff <= ROUNDING:
+        d64 = _float64_difference(name, layers[0], g)
+        if d64 <= 1e-10:
+            ROUNDED.setdefault(name, {})[layers[0]] = (diff, d64)
+            return list(layers), {}
     if len(layers) == 1 or not bisect:
         return [], {tuple(layers) if len(layers) > 1 else layers[0]: diff}
     half = len(layers) // 2
-    a_ok, a_bad = _exact_subsets(model, layers[:half], g)
-    b_ok, b_bad = _exact_subsets(model, layers[half:], g)
+    a_ok, a_bad = _exact_subsets(model, layers[:half], g, name=name)
+    b_ok, b_bad = _exact_subsets(model, layers[half:], g, name=name)
     return a_ok + b_ok, {**a_bad, **b_bad}
 
 
@@ -219,12 +244,13 @@ def test_every_layer_of_every_model(name, table, request):
             del b.figures[f"widen {layer}"]
     b.figures["plan_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
-    exact, bad = _exact_subsets(model, accepted, g, bisect=name not in KNOWN_BUGS) if accepted else ([], {})
+    exact, bad = _exact_subsets(model, accepted, g, bisect=name not in KNOWN_BUGS, name=name) if accepted else ([], {})
     b.figures["surgery_and_verify_s"] = round(time.perf_counter() - t, 2)
     by_class: dict = {}
     for cls in refused.values():
         by_class[cls] = by_class.get(cls, 0) + 1
     b.figures.update(layers=len(layers), exact=len(exact), refused=len(refused), refused_by=by_class,
-                     not_exact={str(k)[:200]: str(v)[:200] for k, v in bad.items()})
+                     not_exact={str(k)[:200]: str(v)[:200] for k, v in bad.items()},
+                     float32_rounding={k: list(v) for k, v in ROUNDED.get(name, {}).items()})
     write_report()  # after each model: the run takes long
     assert not bad, f"{name}: widening these layers is neither exact nor refused: {bad}"
