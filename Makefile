@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | cksum |
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: demo test test-core test-rl test-backends test-repeat lock bench experiments clean
+.PHONY: demo test test-core test-rl test-backends test-repeat lock bench experiments docs-data clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,16 +59,26 @@ test-repeat: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/surgery.py
 
-# Every experiment of docs/results.md at the scale reported there (about 2.5 hours on 2 cores).
-# --resume: an interrupted `make experiments` continues where it stopped.
+# Every experiment of docs/results.md at the scale reported there (about 5 hours on 2 cores).
+# --resume: an interrupted `make experiments` continues where it stopped. `make docs-data` then copies
+# the results behind docs/results.md into docs/data (gzipped).
 RUNS ?= 20
+MNIST_RUNS ?= 5
+EXPERIMENTS := mnist_transfer_4000 mnist_transfer_400 mnist_transfer_4000_lr0.001 cartpole_observations \
+               cartpole_wider cartpole_deeper acrobot_actions lunarlander_actions
 experiments: $(STAMP)
-	$(PY) examples/mnist_transfer.py --steps 4000 --runs 5 --name mnist_transfer_4000 --resume
-	$(PY) examples/cartpole_observations.py --steps 8000 --runs $(RUNS) --resume
-	$(PY) examples/cartpole_wider.py --steps 8000 --runs $(RUNS) --resume
-	$(PY) examples/cartpole_deeper.py --steps 8000 --runs $(RUNS) --resume
-	$(PY) examples/acrobot_actions.py --steps 20000 --runs $(RUNS) --resume
-	$(PY) examples/lunarlander_actions.py --steps 14000 --runs $(RUNS) --resume
+	$(PY) examples/mnist_transfer.py --steps 4000 --runs $(MNIST_RUNS) --name mnist_transfer_4000 --resume
+	$(PY) examples/mnist_transfer.py --steps 400 --runs $(MNIST_RUNS) --name mnist_transfer_400 --resume
+	$(PY) examples/mnist_transfer.py --steps 4000 --runs 3 --lr 0.001 --arms original convs_only scratch \
+	    --name mnist_transfer_4000_lr0.001 --resume
+	$(PY) examples/cartpole_observations.py --runs $(RUNS) --resume
+	$(PY) examples/cartpole_wider.py --runs $(RUNS) --resume
+	$(PY) examples/cartpole_deeper.py --runs $(RUNS) --resume
+	$(PY) examples/acrobot_actions.py --runs $(RUNS) --resume
+	$(PY) examples/lunarlander_actions.py --runs $(RUNS) --resume
+
+docs-data:
+	for n in $(EXPERIMENTS); do test ! -f results/$$n/results.json || gzip -9 -n -c results/$$n/results.json > docs/data/$$n.json.gz; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis results

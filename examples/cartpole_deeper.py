@@ -3,16 +3,17 @@
 The original report: 4 → Dense8 → Dense2 becomes 4 → Dense8 → Dense8 → Dense2, 8,000 steps a phase;
 "transplant ahead between ~2,000 and ~6,000 steps".
 
-Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
+Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per seed and cached):
 
-  old                   the old agent (1×8) keeps training
-  transplant_preserve   resume_dqn: the inserted layer is an identity (relu after relu; function kept)
-  transplant_random     the original: the inserted layer starts random (insert init "random")
-  scratch               4 → Dense8 → Dense8 → Dense2, a fresh agent
+  old        the old agent (1×8) keeps training
+  preserve   ours: resume_dqn, the inserted layer is an exact identity (relu after relu; the function is kept)
+  original   the original method, "near identity": the identity plus Gaussian noise (std 0.01) on its kernel
+  random     the inserted layer starts from its own random initializers (insert init "random")
+  scratch    4 → Dense8 → Dense8 → Dense2, a fresh agent, trained for phase 1 + phase 2 steps
 
 Usage:
-    python examples/cartpole_deeper.py                                   # 8,000 + 8,000 steps, 5 runs
-    python examples/cartpole_deeper.py --steps 150 --runs 1              # smoke test
+    python examples/cartpole_deeper.py                                   # 16,000 + 8,000 steps, 5 runs
+    python examples/cartpole_deeper.py --steps 150 --old-steps 150 --runs 1   # smoke test
 """
 
 from keras_surgeon_rl.rl import tf_keras  # noqa: F401, I001  (first: sets up keras-rl2)
@@ -27,21 +28,25 @@ if str(ROOT) not in sys.path:
 from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "cartpole_deeper"
-ARMS = ["old", "transplant_preserve", "transplant_random", "scratch"]
+OLD_STEPS = 16_000
+ARMS = ["old", "preserve", "original", "random", "scratch"]
 INSERT = {"after": "h1", "layer": "Dense", "units": 8, "activation": "relu", "name": "h2"}
 EXP = {
     "env": "CartPole-v1",
     "old": {"features": None, "actions": None, "hidden": [8]},
     "new": {"features": None, "actions": None, "hidden": [8, 8]},
-    "specs": {"transplant_preserve": {"insert": [{**INSERT, "init": "identity"}]},
-              "transplant_random": {"insert": [{**INSERT, "init": "random"}]}},
+    "specs": {"preserve": {"insert": [{**INSERT, "init": "identity"}]},
+              "random": {"insert": [{**INSERT, "init": "random"}]}},
+    "options": {"original": {"like": "preserve", "noise": {"h2": 0.01}}},
+    "competence": 195,
+    "threshold": 475,
     "agent": {"policy": "boltzmann", "warmup": 100},
 }
 
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=8000, runs=5, at=[2000, 4000, 6000, 7800],
-                    title="CartPole-v1: hidden layers 1×8 → 2×8 (Dense 8 inserted)")
+                    title="CartPole-v1: hidden layers 1×8 → 2×8 (Dense 8 inserted)", old_steps=OLD_STEPS)
 
 
 if __name__ == "__main__":

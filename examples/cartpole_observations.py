@@ -3,16 +3,16 @@
 The original report: Input(2: x_dot, theta) → Dense16 → Dense2, 8,000 steps, then Input(4);
 "~175–180 vs ~130 reward at ~7,800 steps" (transplant vs scratch, 20 runs).
 
-Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
+Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per seed and cached):
 
-  old                   the old agent keeps training on (x_dot, theta) only
-  transplant_preserve   resume_dqn: weights of x and theta_dot start at zero (policy unchanged)
-  transplant_random     the original: weights of x and theta_dot start random (spec init "random")
-  scratch               Input(4) → Dense16 → Dense2, a fresh agent
+  old        the old agent keeps training on (x_dot, theta) only
+  preserve   ours: resume_dqn, the weights of x and theta_dot start at zero (the function is kept)
+  original   the original method: the weights of x and theta_dot start random (spec init "random")
+  scratch    Input(4) → Dense16 → Dense2, a fresh agent, trained for phase 1 + phase 2 steps
 
 Usage:
-    python examples/cartpole_observations.py                             # 8,000 + 8,000 steps, 5 runs
-    python examples/cartpole_observations.py --steps 150 --runs 1        # smoke test
+    python examples/cartpole_observations.py                             # 20,000 + 8,000 steps, 5 runs
+    python examples/cartpole_observations.py --steps 150 --old-steps 150 --runs 1   # smoke test
 """
 
 from keras_surgeon_rl.rl import CARTPOLE_FEATURES  # noqa: I001  (first: sets up keras-rl2)
@@ -27,22 +27,25 @@ if str(ROOT) not in sys.path:
 from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "cartpole_observations"
-ARMS = ["old", "transplant_preserve", "transplant_random", "scratch"]
+OLD_STEPS = 20_000  # the old agents' greedy return reaches ~200 (competence: 195) by then
+ARMS = ["old", "preserve", "original", "scratch"]
 KEPT = ["x_dot", "theta"]
 INPUTS = {"old": KEPT, "new": CARTPOLE_FEATURES}
 EXP = {
     "env": "CartPole-v1",
     "old": {"features": KEPT, "actions": None, "hidden": [16]},
     "new": {"features": None, "actions": None, "hidden": [16]},
-    "specs": {"transplant_preserve": {"inputs": INPUTS},
-              "transplant_random": {"inputs": INPUTS, "init": "random"}},
+    "specs": {"preserve": {"inputs": INPUTS},
+              "original": {"inputs": INPUTS, "init": "random"}},
+    "competence": 195,  # the old agents' greedy return should reach it (CartPole-v0's "solved")
+    "threshold": 475,   # steps to a greedy return of 475 (CartPole-v1's "solved")
     "agent": {"policy": "boltzmann", "warmup": 100},
 }
 
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=8000, runs=5, at=[2000, 4000, 6000, 7800],
-                    title="CartPole-v1: observations (x_dot, theta) → all 4")
+                    title="CartPole-v1: observations (x_dot, theta) → all 4", old_steps=OLD_STEPS)
 
 
 if __name__ == "__main__":

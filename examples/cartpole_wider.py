@@ -3,18 +3,18 @@
 The original report: 4 → Dense4 → Dense4 → Dense2 widened to Dense16 → Dense16, 8,000 steps a
 phase, 20 runs; "transplant ahead most of the run".
 
-Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
+Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per seed and cached):
 
-  old                   the old agent (2×4) keeps training
-  transplant_preserve   resume_dqn: the 12 new units per layer have zero outgoing weights (function kept)
-  transplant_net2net    resume_dqn, Net2WiderNet: new units copy old ones, outgoing weights split
-                        unequally (function kept; copies can diverge)
-  transplant_random     the original: new units random (spec init "random"; the function changes)
-  scratch               4 → Dense16 → Dense16 → Dense2, a fresh agent
+  old        the old agent (2×4) keeps training
+  preserve   ours: resume_dqn, the 12 new units per layer have zero outgoing weights (the function is kept)
+  net2net    ours: resume_dqn, Net2WiderNet: new units copy old ones, outgoing weights split unequally
+             (the function is kept; copies can diverge)
+  original   the original method: the new units start random (spec init "random"; the function changes)
+  scratch    4 → Dense16 → Dense16 → Dense2, a fresh agent, trained for phase 1 + phase 2 steps
 
 Usage:
-    python examples/cartpole_wider.py                                    # 8,000 + 8,000 steps, 5 runs
-    python examples/cartpole_wider.py --steps 150 --runs 1               # smoke test
+    python examples/cartpole_wider.py                                    # 16,000 + 8,000 steps, 5 runs
+    python examples/cartpole_wider.py --steps 150 --old-steps 150 --runs 1   # smoke test
 """
 
 from keras_surgeon_rl.rl import tf_keras  # noqa: F401, I001  (first: sets up keras-rl2)
@@ -29,22 +29,25 @@ if str(ROOT) not in sys.path:
 from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "cartpole_wider"
-ARMS = ["old", "transplant_preserve", "transplant_net2net", "transplant_random", "scratch"]
+OLD_STEPS = 16_000
+ARMS = ["old", "preserve", "net2net", "original", "scratch"]
 UNITS = {"h1": 16, "h2": 16}
 EXP = {
     "env": "CartPole-v1",
     "old": {"features": None, "actions": None, "hidden": [4, 4]},
     "new": {"features": None, "actions": None, "hidden": [16, 16]},
-    "specs": {"transplant_preserve": {"units": UNITS},
-              "transplant_net2net": {"units": UNITS, "init": "net2net"},
-              "transplant_random": {"units": UNITS, "init": "random"}},
+    "specs": {"preserve": {"units": UNITS},
+              "net2net": {"units": UNITS, "init": "net2net"},
+              "original": {"units": UNITS, "init": "random"}},
+    "competence": 195,
+    "threshold": 475,
     "agent": {"policy": "boltzmann", "warmup": 100},
 }
 
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=8000, runs=5, at=[2000, 4000, 6000, 7800],
-                    title="CartPole-v1: hidden layers 2×4 → 2×16")
+                    title="CartPole-v1: hidden layers 2×4 → 2×16", old_steps=OLD_STEPS)
 
 
 if __name__ == "__main__":

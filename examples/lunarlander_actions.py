@@ -3,17 +3,19 @@
 The original report: the old agent could fire the left and right engines only; after surgery all
 four actions; "transplant ≈ +50…+80 vs scratch ≈ −50…+30 at ~14,000 steps".
 
-Arms (phase 2, --steps steps each; phase 1 is trained once per seed and cached):
+Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per seed and cached):
 
-  old                   the old agent keeps training with the left and right engines only
-  transplant_preserve   resume_dqn: noop's and main's heads are copies of left's lowered by 1
-                        ("keep_greedy": greedy policy unchanged)
-  transplant_random     the original: the new heads start random (outputs init "random", init "random")
-  scratch               Input(8) → Dense64 → Dense64 → Dense4, a fresh agent
+  old        the old agent keeps training with the left and right engines only
+  preserve   ours: resume_dqn, noop's and main's heads are copies of left's lowered by 1 ("keep_greedy":
+             the greedy policy is unchanged); the replay memory of phase 1 is carried over
+  original   the original method: the new heads start random (outputs init "random", init "random")
+  scratch    Input(8) → Dense64 → Dense64 → Dense4, a fresh agent, trained for phase 1 + phase 2 steps
+  preserve_fresh_memory   ablation: preserve with an empty replay memory (the recipe before retention
+             was measured)
 
 Usage:
     python examples/lunarlander_actions.py                               # 14,000 + 14,000 steps, 5 runs
-    python examples/lunarlander_actions.py --steps 600 --runs 1          # smoke test
+    python examples/lunarlander_actions.py --steps 600 --old-steps 600 --runs 1   # smoke test
 """
 
 from keras_surgeon_rl.rl import LUNARLANDER_ACTIONS  # noqa: I001  (first: sets up keras-rl2)
@@ -28,22 +30,24 @@ if str(ROOT) not in sys.path:
 from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "lunarlander_actions"
-ARMS = ["old", "transplant_preserve", "transplant_random", "scratch"]
+ARMS = ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]
 OLD_ACTIONS = ["left", "right"]
 EXP = {
     "env": "LunarLander-v3",
     "old": {"features": None, "actions": OLD_ACTIONS, "hidden": [64, 64]},
     "new": {"features": None, "actions": LUNARLANDER_ACTIONS, "hidden": [64, 64]},
-    "specs": {"transplant_preserve": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS}},
-              "transplant_random": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS, "init": "random"},
-                                    "init": "random"}},
+    "specs": {"preserve": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS}},
+              "original": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS, "init": "random"},
+                           "init": "random"}},
+    # ablation: the recipe before the retention study, phase 2 starting with an empty replay memory
+    "options": {"preserve_fresh_memory": {"like": "preserve", "memory": "fresh"}},
     "agent": {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000},
 }
 
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=14_000, runs=5, at=[2500, 5000, 7500, 10_000],
-                    title="LunarLander-v3: actions (left, right) → all 4", smooth=5)
+                    title="LunarLander-v3: actions (left, right) → all 4", smooth=5, eval_every=1000)
 
 
 if __name__ == "__main__":

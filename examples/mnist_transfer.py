@@ -7,13 +7,14 @@ Dense100(relu) → Dense(softmax), trained on digits 0–3 (4 outputs), then on 
 Arms (each trains on digits 4–9 for --steps batches; the old network is pre-trained once per seed and
 cached, so every arm of a seed starts from the same old network):
 
-  transplant_preserve   surgery: the outputs 0–3 become 4–9 (new output units start random), every
-                        other weight — both convs and Dense100 — is copied (spec init "preserve")
-  transplant_random     the original's arm: the conv layers are transplanted, Dense100 and the output
-                        layer start fresh (all 100 Dense units get new IDs under spec init "random")
+  original              the original method: the outputs 0–3 become 4–9 (new output units start
+                        random), every other weight — both convs and Dense100 — is copied. No old
+                        output survives (the digits are disjoint), so this is also what "preserve" does.
+  convs_only            only the conv layers are transplanted; Dense100 and the output layer start
+                        fresh (all 100 Dense units get new IDs under spec init "random")
   scratch               the same new architecture, randomly initialized
-  insert_identity       as transplant_preserve, plus a Conv2D(16, 3×3, same, relu) inserted after
-                        conv2 as an exact identity
+  insert_identity       as original, plus a Conv2D(16, 3×3, same, relu) inserted after conv2 as an
+                        exact identity
   insert_top_right      the same insertion, kernel initialized "top_right" (a one-pixel shift)
   insert_random         the same insertion, kernel left at its random initial values (the function
                         changes: the "leave new weights random" baseline for the insertion)
@@ -49,15 +50,15 @@ from keras_surgeon_rl import surgeon  # noqa: E402
 EXPERIMENT = "mnist_transfer"
 OLD_DIGITS = [0, 1, 2, 3]
 NEW_DIGITS = [4, 5, 6, 7, 8, 9]
-ARMS = ["transplant_preserve", "transplant_random", "scratch", "insert_identity", "insert_top_right", "insert_random"]
+ARMS = ["original", "convs_only", "scratch", "insert_identity", "insert_top_right", "insert_random"]
 
 # The surgery per arm, as specs on the old network (output unit IDs are the digits themselves).
 OUTPUTS = {"old": OLD_DIGITS, "new": NEW_DIGITS}  # no shared digit: all six output units are new
 INSERT = {"after": "conv2", "layer": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same",
           "activation": "relu", "name": "conv2b"}
 SPECS = {
-    "transplant_preserve": {"outputs": OUTPUTS},
-    "transplant_random": {"outputs": OUTPUTS, "units": {"fc": [f"new{i}" for i in range(100)]}, "init": "random"},
+    "original": {"outputs": OUTPUTS},
+    "convs_only": {"outputs": OUTPUTS, "units": {"fc": [f"new{i}" for i in range(100)]}, "init": "random"},
     "scratch": None,
     "insert_identity": {"outputs": OUTPUTS, "insert": [{**INSERT, "init": "identity"}]},
     "insert_top_right": {"outputs": OUTPUTS, "insert": [{**INSERT, "init": "top_right"}]},

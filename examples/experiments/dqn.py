@@ -5,17 +5,31 @@ An experiment is a plain JSON-able dict (saved into results.json as it is)::
     {"env": "CartPole-v1",
      "old": {"features": [...] | None, "actions": [...] | None, "hidden": [16]},   # phase 1 / arm "old"
      "new": {"features": ... , "actions": ..., "hidden": [16]},                     # arm "scratch"
-     "specs": {"transplant_preserve": {...}, "transplant_random": {...}},           # resume_dqn specs
+     "specs": {"preserve": {...}, "original": {...}},                               # resume_dqn specs
+     "options": {"preserve_fresh_memory": {"like": "preserve", "memory": "fresh"}}, # optional, see below
+     "threshold": 195,                                                              # greedy return: "solved"
      "agent": {"policy": "boltzmann" | "eps_greedy", "warmup": 100, ...}}
 
 ``features``/``actions`` ``None`` means all of the environment's. Every run happens in a fresh
 process (the runner spawns one per run), and this module imports keras-rl2, so whatever imports it
 must import :mod:`keras_surgeon_rl.rl` first (this module does that on its first line).
 
-Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with
-:func:`keras_surgeon_rl.rl.persist.save_agent`; every arm of that seed loads it with ``load_agent``
-(the replay memory is not saved: every arm starts phase 2 with an empty memory, and warms up again
-for ``warmup`` steps before learning — the same for every arm, scratch included).
+Arms: ``old`` (the old agent keeps training in its old setting), ``scratch`` (a fresh agent of
+the new setting, trained for phase 1 + phase 2 steps: its records up to the phase-2 length compare
+at equal phase-2 steps, its end at equal total samples) and one arm per entry of ``specs``
+(``resume_dqn(old agent, spec)``). ``options[arm]`` changes how an arm resumes: ``like`` (take
+another arm's spec), ``memory`` (``resume_dqn``'s: ``"auto"``, default, or ``"fresh"``), ``lr``
+(a fresh Adam with this learning rate), ``settings`` (``resume_dqn`` overrides, e.g.
+``{"nb_steps_warmup": 0}``) and ``noise`` (``{layer: std}``: Gaussian noise added to the layer's
+kernel after surgery, the same in the online and the target network).
+
+Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with its replay memory
+(:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and every surgery arm of that
+seed load it, memory included, so phase 2 goes on from where phase 1 stopped: ``resume_dqn``
+carries the memory whenever the observations keep their shape (added actions, wider or deeper
+networks), and starts an empty one otherwise (added observations). The optimizer starts anew in
+every arm (``load_agent`` and ``resume_dqn`` build a fresh one of the saved class and config), and
+every arm warms up for ``warmup`` steps before learning.
 
 Greedy evaluation (``--eval-every N``, default 500; 0 turns it off): every run also measures the
 greedy policy (argmax Q) from ``--eval-episodes`` fixed seeded resets (the same for every arm and
@@ -23,7 +37,8 @@ seed, see :mod:`keras_surgeon_rl.rl.evaluate`): the seed's old agent right befor
 arm's agent right after it (before any training step), and every N phase-2 steps. A run's entry in
 results.json then holds ``"greedy": {"before", "after", "curve"}`` beside ``"records"`` (the
 training episodes, unchanged: evaluating does not change training), and the config
-``"greedy_eval"``.
+``"greedy_eval"`` (with the return of a uniformly random policy from the same start states, the
+zero of :mod:`examples.experiments.greedy`'s retention).
 
 Seeds: the old agent's weights and phase-1 environment use ``10_000 + seed`` (so "scratch" does not
 start where the old agent started); phase 2 of every arm uses ``seed`` for TensorFlow, NumPy and
@@ -32,6 +47,7 @@ the environment, so the arms of a seed see the same episode start states.
 
 from keras_surgeon_rl.rl import make_env, resume_dqn, tf_keras  # noqa: I001  (first: sets up keras-rl2)
 
+import functools
 import hashlib
 import json
 import os
@@ -39,11 +55,14 @@ import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 from rl.agents.dqn import DQNAgent
 from rl.memory import SequentialMemory
 from rl.policy import BoltzmannQPolicy, EpsGreedyQPolicy
 
-from keras_surgeon_rl.rl.evaluate import EVAL_SEED_BASE, GreedyEvaluation, eval_seeds, greedy_returns
+from keras_surgeon_rl.rl.evaluate import (EVAL_SEED_BASE, GreedyEvaluation, eval_seeds, greedy_returns,
+                                          random_returns)
 from keras_surgeon_rl.rl.persist import load_agent, save_agent
 
 #: keras-rl2's example settings (dqn_cartpole.py), used unless an experiment overrides them.
@@ -85,6 +104,22 @@ def new_agent(exp: dict, setting: dict, name: str) -> DQNAgent:
     return agent
 
 
+def _skip_metric_resets(agent: DQNAgent) -> None:
+    """Let the agent's training model keep its metric sums between batches.
+
+    Graph-mode ``train_on_batch`` zeroes the loss and ``mean_q`` metrics before every batch, a
+    ``Session.run`` of its own that costs about a quarter of a DQN training step here (2.3 of
+    ~8 ms on 2 cores). These experiments never read those metrics, and the weights, actions and
+    rewards of a run are bit-identical either way (checked on CartPole: 2,000 steps, same weights);
+    only the loss and ``mean_q`` keras-rl2 logs become running means over the whole fit.
+    """
+    model = agent.trainable_model
+    if not getattr(model.train_on_batch, "_keeps_metrics", False):
+        train_on_batch = functools.partial(model.train_on_batch, reset_metrics=False)
+        train_on_batch._keeps_metrics = True
+        model.train_on_batch = train_on_batch
+
+
 def fit(agent: DQNAgent, env, steps: int, callbacks: Sequence = ()) -> list[dict]:
     """Train for ``steps`` environment steps; one record per finished episode.
 
@@ -92,6 +127,7 @@ def fit(agent: DQNAgent, env, steps: int, callbacks: Sequence = ()) -> list[dict
         ``[{"step": steps so far at the episode's end, "reward": episode reward, "length": steps}]``
         (an episode still running when ``steps`` is reached is not recorded).
     """
+    _skip_metric_resets(agent)
     h = agent.fit(env, nb_steps=steps, verbose=0, callbacks=list(callbacks)).history
     return [{"step": int(s), "reward": float(r), "length": int(n)}
             for s, r, n in zip(h.get("nb_steps", []), h.get("episode_reward", []), h.get("nb_episode_steps", []))]
@@ -101,7 +137,7 @@ def fit(agent: DQNAgent, env, steps: int, callbacks: Sequence = ()) -> list[dict
 # Phase 1: the old agent, once per seed
 def old_agent_dir(exp: dict, seed: int, old_steps: int, cache: str) -> Path:
     """The cached old agent of ``seed``; the name hashes everything that shapes it."""
-    key = {"env": exp["env"], "old": exp["old"], "agent": agent_settings(exp), "old_steps": old_steps}
+    key = {"env": exp["env"], "old": exp["old"], "agent": agent_settings(exp), "old_steps": old_steps, "memory": True}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return Path(cache) / f"old_seed{seed}_{digest}"
 
@@ -120,7 +156,7 @@ def prepare(seed: int, *, exp: dict, old_steps: int, cache: str) -> dict:
     agent = new_agent(exp, exp["old"], "old")
     records = fit(agent, env_for(exp, exp["old"], 10_000 + seed), old_steps)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_agent(agent, tmp)
+    save_agent(agent, tmp, memory=True)
     (tmp / "phase1.json").write_text(json.dumps({"phase1": records}))
     if path.exists():  # another process finished the same agent first
         shutil.rmtree(tmp)
@@ -141,13 +177,40 @@ def _arm_agents(arm: str, exp: dict, seed: int, old_steps: int, cache: str, need
     """``(agent, setting, old agent)``: the old agent is loaded for ``scratch`` only if ``need_old``
     (after the scratch agent: loading it first would shift graph-mode op seeds, i.e. scratch's init)."""
     tf_keras.utils.set_random_seed(seed)
+    path = old_agent_dir(exp, seed, old_steps, cache)
     if arm == "scratch":
         agent = new_agent(exp, exp["new"], "scratch")
-        return agent, exp["new"], load_agent(old_agent_dir(exp, seed, old_steps, cache)) if need_old else None
-    old = load_agent(old_agent_dir(exp, seed, old_steps, cache))
+        return agent, exp["new"], load_agent(path, memory=False) if need_old else None
+    old = load_agent(path, memory=True)
     if arm == "old":
         return old, exp["old"], old
-    return resume_dqn(old, exp["specs"][arm]), exp["new"], old
+    return resume_arm(old, arm, exp, seed), exp["new"], old
+
+
+def arm_spec(exp: dict, arm: str) -> dict:
+    """The ``resume_dqn`` spec of a surgery arm (its own, or that of the arm named by ``options[arm]["like"]``)."""
+    like = exp.get("options", {}).get(arm, {}).get("like", arm)
+    if like not in exp["specs"]:
+        raise ValueError(f"arm {arm!r} has no spec: add exp['specs'][{like!r}] or exp['options'][{arm!r}]['like']")
+    return exp["specs"][like]
+
+
+def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
+    """``resume_dqn(old, spec)`` as the arm's options (see the module docstring) say."""
+    options = exp.get("options", {}).get(arm, {})
+    kwargs = dict(options.get("settings", {}))
+    if "memory" in options:
+        kwargs["memory"] = options["memory"]
+    if "lr" in options:
+        kwargs["optimizer"] = tf_keras.optimizers.legacy.Adam(learning_rate=options["lr"])
+    agent = resume_dqn(old, arm_spec(exp, arm), **kwargs)
+    rng = np.random.default_rng(seed)
+    for layer, std in options.get("noise", {}).items():  # e.g. an inserted layer "near identity"
+        weights = agent.model.get_layer(layer).get_weights()
+        weights[0] = weights[0] + rng.normal(0.0, std, weights[0].shape).astype(weights[0].dtype)
+        for model in (agent.model, agent.target_model):
+            model.get_layer(layer).set_weights(weights)
+    return agent
 
 
 def evaluation_settings(every: int, episodes: int = 10, seed_base: int = EVAL_SEED_BASE) -> Optional[dict]:
@@ -163,52 +226,70 @@ def greedy(agent: DQNAgent, exp: dict, setting: dict, seeds: Sequence[int]) -> d
     return greedy_returns(agent, lambda: env_for(exp, setting, seed=None), seeds)
 
 
+def random_reference(exp: dict, seeds: Sequence[int], repeats: int = 10) -> dict:
+    """The return of uniformly random actions in the new setting from the evaluation's start states
+    (``repeats`` episodes per start state): the zero of retention (:mod:`examples.experiments.greedy`)."""
+    return random_returns(lambda: env_for(exp, exp["new"], seed=None), seeds, repeats=repeats)
+
+
 def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[int], cache: str,
             evaluation: Optional[dict] = None):
     """Phase 2 of one arm: ``steps`` training steps; one record per training episode.
 
+    ``scratch`` trains for ``old_steps + steps`` steps: its first ``steps`` give ``records`` (and
+    the greedy curve's points up to ``steps``), the rest ``"equal_samples": {"steps", "records"}``,
+    so that its end compares with the other arms' at equal total samples (phase 1 + phase 2).
+
     Returns:
-        Without ``evaluation``: the records. With it (see :func:`evaluation_settings`): ``{"records":
-        [...], "greedy": {"before": old agent, "after": the arm's agent before any training step,
-        "curve": [{"step": 0, ...after}, {"step": every, ...}, ...]}}``, each evaluation a
-        :func:`greedy_returns` result. ``before`` is the old agent of the seed (the one surgery
-        starts from) in the old setting, also for ``scratch``; ``after`` for ``old`` is the same
-        evaluation. Evaluating changes nothing in training: the records are those of a run without it.
+        Without ``evaluation``: ``{"records": [...]}`` (and ``equal_samples`` for scratch). With it
+        (see :func:`evaluation_settings`) also ``"greedy": {"before": old agent, "after": the arm's
+        agent before any training step, "curve": [{"step": 0, ...after}, {"step": every, ...}, ...]}``,
+        each evaluation a :func:`greedy_returns` result. ``before`` is the old agent of the seed
+        (the one surgery starts from) in the old setting, also for ``scratch``; ``after`` for
+        ``old`` is the same evaluation. Evaluating changes nothing in training: the records are those
+        of a run without it.
     """
     tf_keras.backend.clear_session()
-    agent, setting, old = _arm_agents(arm, exp, seed, old_steps or steps, cache, need_old=evaluation is not None)
+    old_steps = old_steps or steps
+    agent, setting, old = _arm_agents(arm, exp, seed, old_steps, cache, need_old=evaluation is not None)
     env = env_for(exp, setting, seed)
-    if evaluation is None:
-        return fit(agent, env, steps)
-    seeds = evaluation["seeds"]
-    before = greedy(old, exp, exp["old"], seeds)
-    after = before if arm == "old" else greedy(agent, exp, setting, seeds)
-    callback = GreedyEvaluation(lambda: env_for(exp, setting, seed=None), seeds, every=evaluation["every"])
-    records = fit(agent, env, steps, callbacks=[callback])
-    return {"records": records,
-            "greedy": {"before": before, "after": after, "curve": [{"step": 0, **after}] + callback.results}}
+    total = steps + old_steps if arm == "scratch" else steps
+    callbacks, out = [], {}
+    if evaluation is not None:
+        seeds = evaluation["seeds"]
+        before = greedy(old, exp, exp["old"], seeds)
+        after = before if arm == "old" else greedy(agent, exp, setting, seeds)
+        callbacks = [GreedyEvaluation(lambda: env_for(exp, setting, seed=None), seeds, every=evaluation["every"])]
+    records = fit(agent, env, total, callbacks=callbacks)
+    out["records"] = [r for r in records if r["step"] <= steps]
+    if arm == "scratch":
+        out["equal_samples"] = {"steps": total, "records": [r for r in records if r["step"] > steps]}
+    if evaluation is not None:
+        out["greedy"] = {"before": before, "after": after, "curve": [{"step": 0, **after}] + callbacks[0].results}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # The command line every RL experiment script shares
 def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Optional[Sequence[str]],
-         steps: int, runs: int, at: Sequence[int], title: str, smooth: int = 10) -> dict:
-    """Parse the options, run every arm, print the table, draw the plot; returns the JSON and PNG paths.
+         steps: int, runs: int, at: Sequence[int], title: str, smooth: int = 10,
+         old_steps: Optional[int] = None, eval_every: int = 500) -> dict:
+    """Parse the options, run every arm, print the tables, draw the plots; returns the JSON and PNG paths.
 
-    ``--old-steps`` (default: ``--steps``) sets phase 1; ``--steps`` is phase 2.
+    ``--old-steps`` (default: ``old_steps``, else ``--steps``) sets phase 1; ``--steps`` is phase 2;
+    ``--eval-every`` defaults to ``eval_every``.
     ``at``: the steps shown in the table (the original report's checkpoints).
     """
-    import functools
     import sys
 
     from examples.experiments import runner
 
     parser = runner.arg_parser(doc, arms, steps=steps, runs=runs, experiment=experiment)
-    parser.add_argument("--old-steps", type=int, default=None,
-                        help="phase-1 training steps of the old agent (default: --steps)")
-    parser.add_argument("--eval-every", type=int, default=500, metavar="N",
+    parser.add_argument("--old-steps", type=int, default=old_steps,
+                        help=f"phase-1 training steps of the old agent (default: {old_steps or '--steps'})")
+    parser.add_argument("--eval-every", type=int, default=eval_every, metavar="N",
                         help="greedy evaluation every N phase-2 steps, and of the old and the new agent right before "
-                             "phase 2 (default 500; 0: none, as in results saved before it existed)")
+                             f"phase 2 (default {eval_every}; 0: none, as in results saved before it existed)")
     parser.add_argument("--eval-episodes", type=int, default=10, metavar="K",
                         help="episodes per greedy evaluation, from K fixed seeded resets (default 10)")
     args = parser.parse_args(argv)
@@ -221,41 +302,31 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
     config = {**exp, "agent": agent_settings(exp), "old_steps": old_steps, "phase2_steps": args.steps,
               "command": " ".join(["python", sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))}
     if evaluation is not None:  # absent without evaluation: results saved before it still resume
-        config["greedy_eval"] = evaluation
+        config["greedy_eval"] = {**evaluation, "random": random_reference(exp, evaluation["seeds"])}
     path = runner.run(
         args.name, functools.partial(run_one, exp=exp, old_steps=old_steps, cache=cache, evaluation=evaluation),
         args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out, resume=args.resume,
         x="step", y="reward",
         config=config, prepare=functools.partial(prepare, exp=exp, old_steps=old_steps, cache=cache),
         plot_options={"title": title, "xlabel": f"phase-2 training steps (after {old_steps} steps of phase 1)",
-                      "ylabel": "training episode reward", "smooth": smooth})
+                      "ylabel": "training episode reward", "smooth": smooth, "band": "ci"})
     results = runner.load(path)
     for seed, info in sorted(results["prepared"].items(), key=lambda kv: int(kv[0])):
         last = [r["reward"] for r in info["phase1"][-smooth:]]
         print(f"old agent, seed {seed}: {len(info['phase1'])} phase-1 episodes, last {len(last)} mean reward "
               f"{sum(last) / max(1, len(last)):.1f}{' (cached)' if info['cached'] else ''}")
     print()
-    print(runner.summary(path, [c for c in at if c <= args.steps]))
-    if evaluation is not None:
-        print()
-        print(greedy_summary(results))
+    print(runner.summary(path, [c for c in at if c <= args.steps], digits=1, interval="ci"))
     png = runner.plot(path)
-    print(f"\nresults: {path}\nplot:    {png}")
-    return {"json": path, "png": png}
+    out = {"json": path, "png": png}
+    if evaluation is not None:
+        from examples.experiments import greedy as greedy_stats
 
+        print()
+        print(greedy_stats.retention_table(results))
+        out["greedy_png"] = greedy_stats.plot(path)
+        print(f"\nresults: {path}\nplots:   {png}, {out['greedy_png']}")
+    else:
+        print(f"\nresults: {path}\nplot:    {png}")
+    return out
 
-def greedy_summary(results: dict) -> str:
-    """Per arm: greedy mean return of the old agent before surgery, of the arm's agent right after it
-    (before any training step), and the lowest and the last point of the phase-2 greedy curve; means over runs."""
-    lines = [f"{results['experiment']}: greedy return over {results['config']['greedy_eval']['episodes']} fixed start "
-             "states (mean over runs)",
-             f"{'arm':24} {'runs':>4} {'before':>9} {'after':>9} {'lowest':>9} {'last':>9}"]
-    for arm, runs in results["arms"].items():
-        runs = [r for r in runs if "greedy" in r]
-        if not runs:
-            continue
-        g = [r["greedy"] for r in runs]
-        cols = [sum(x["before"]["mean"] for x in g), sum(x["after"]["mean"] for x in g),
-                sum(min(c["mean"] for c in x["curve"]) for x in g), sum(x["curve"][-1]["mean"] for x in g)]
-        lines.append(f"{arm:24} {len(g):>4} " + " ".join(f"{c / len(g):9.1f}" for c in cols))
-    return "\n".join(lines)

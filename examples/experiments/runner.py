@@ -17,7 +17,7 @@ table, :func:`plot` the PNG. The same from a shell::
 
     python -m examples.experiments.runner plot results/mnist_transfer/results.json
     python -m examples.experiments.runner summary results/mnist_transfer/results.json --at 500 1000
-    python -m examples.experiments.runner compare results/mnist_transfer/results.json transplant_preserve scratch
+    python -m examples.experiments.runner compare results/mnist_transfer/results.json original scratch
 
 Processes: each run gets a fresh process (``spawn`` context, one task per process where Python
 allows it). Importing keras-rl2 disables eager execution for the whole process, so RL runs must
@@ -121,7 +121,7 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
         config: the experiment's settings, saved in the JSON beside the runner's own.
         plot_options: saved under ``"plot"``; :func:`plot` reads ``title``, ``xlabel``, ``ylabel``,
             ``smooth`` (trailing records averaged per point; e.g. 20 episodes for RL), ``band``
-            (``"std"`` or ``"minmax"``) and ``zoom`` (a second panel for x up to this value).
+            (one of :data:`BANDS`) and ``zoom`` (a second panel for x up to this value).
         prepare: optional ``prepare(seed) -> JSON-able info``, run once per seed before that seed's
             runs (e.g. pre-train and cache the old network the arms share).
         fresh_process: give every run (and every ``prepare``) a process of its own. Required for
@@ -140,7 +140,7 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
         experiment keeps what it finished.
 
     Example:
-        >>> path = run("demo", run_one, ["old", "transplant_preserve"], runs=3, steps=10_000)
+        >>> path = run("demo", run_one, ["old", "preserve"], runs=3, steps=10_000)
         >>> print(summary(path)); plot(path)
     """
     if runs < 1 or steps < 1:
@@ -412,49 +412,64 @@ def _final(run: dict, x: str, y: str, smooth: int) -> float:
     return value_at(xs, ys, xs[-1], smooth)
 
 
-def summary_rows(results: dict | Path | str, checkpoints: Sequence[float] = ()) -> list[dict]:
-    """Per arm: runs, mean and std of the value at each checkpoint, at the end, and over the curve.
+def summary_rows(results: dict | Path | str, checkpoints: Sequence[float] = (), interval: str = "std") -> list[dict]:
+    """Per arm: runs, and the mean with its spread over runs of the value at each checkpoint, at the
+    end, and over the curve.
 
     ``curve`` is the mean over the whole curve (the area under it divided by its length), a
-    single number for how fast an arm learns.
+    single number for how fast an arm learns. ``interval`` ``"std"``: each entry is ``(mean,
+    standard deviation)``; ``"ci"``: ``(mean, low, high)``, a 95 % bootstrap interval of the mean
+    over runs (:func:`bootstrap_ci`).
     """
+    if interval not in ("std", "ci"):
+        raise ValueError(f"interval must be 'std' or 'ci', got {interval!r}")
     res = load(results)
     p = res["plot"]
     x, y, smooth = p["x"], p["y"], int(p.get("smooth", 1))
+
+    def spread(vals: np.ndarray) -> tuple:
+        vals = vals[np.isfinite(vals)]
+        if not len(vals):
+            return (float("nan"),) * (2 if interval == "std" else 3)
+        if interval == "std":
+            return float(vals.mean()), float(vals.std())
+        return (float(vals.mean()), *bootstrap_ci(vals))
+
     rows, per_arm = [], curves(res)
     for arm, runs in res["arms"].items():
         if not runs:
             continue
         row: dict = {"arm": arm, "runs": len(runs), "at": {}}
         for c in checkpoints:
-            vals = np.array([value_at(*_series(r, x, y), c, smooth) for r in runs])
-            row["at"][c] = (float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
-                            float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan"))
-        finals = np.array([_final(r, x, y, smooth) for r in runs])
-        row["final"] = (float(finals.mean()), float(finals.std()))
-        area = np.nanmean(per_arm[arm][1], axis=1)
-        row["curve"] = (float(area.mean()), float(area.std()))
+            row["at"][c] = spread(np.array([value_at(*_series(r, x, y), c, smooth) for r in runs]))
+        row["final"] = spread(np.array([_final(r, x, y, smooth) for r in runs]))
+        row["curve"] = spread(np.nanmean(per_arm[arm][1], axis=1))
         rows.append(row)
     return rows
 
 
 def summary(results: dict | Path | str, checkpoints: Sequence[float] = (), markdown: bool = False,
-            digits: int = 3) -> str:
-    """The summary table (text, or Markdown for docs): per arm, mean ± std over runs.
+            digits: int = 3, interval: str = "std") -> str:
+    """The summary table (text, or Markdown for docs): per arm, mean ± std over runs, or (``interval="ci"``)
+    the mean and its 95 % bootstrap interval over runs.
 
     Args:
         results: the results dict or the path of ``results.json``.
         checkpoints: x values (steps or batches) at which to show the value recorded at or before.
         markdown: a Markdown table instead of aligned text.
         digits: decimals shown.
+        interval: ``"std"`` or ``"ci"`` (see :func:`summary_rows`).
     """
     res = load(results)
     p = res["plot"]
-    rows = summary_rows(res, checkpoints)
+    rows = summary_rows(res, checkpoints, interval)
 
-    def fmt(ms):
-        m, s = ms
-        return "n/a" if not np.isfinite(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+    def fmt(v):
+        if not np.isfinite(v[0]):
+            return "n/a"
+        if interval == "std":
+            return f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
+        return f"{v[0]:.{digits}f} ({v[1]:.{digits}f} … {v[2]:.{digits}f})"
 
     head = ["arm", "runs"] + [f"{p['x']} {_num(c)}" for c in checkpoints] + ["final", "curve mean"]
     body = [[r["arm"], str(r["runs"])] + [fmt(r["at"][c]) for c in checkpoints] + [fmt(r["final"]), fmt(r["curve"])]
@@ -467,8 +482,33 @@ def summary(results: dict | Path | str, checkpoints: Sequence[float] = (), markd
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in [head] + body]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    title = f"{res['experiment']}: {p['y']} (mean ± std over runs)"
+    what = "mean ± std over runs" if interval == "std" else "mean (95 % bootstrap CI over runs)"
+    title = f"{res['experiment']}: {p['y']} ({what})"
     return "\n".join([title] + lines)
+
+
+def bootstrap_ci(values: Sequence[float] | np.ndarray, statistic: Callable = np.mean, resamples: int = 10_000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A percentile-bootstrap interval of ``statistic`` over the first axis of ``values`` (runs).
+
+    ``statistic(sample)`` gets ``values`` resampled along axis 0 (runs drawn with replacement) and
+    returns a number; ``resamples`` draws from a generator seeded with ``seed``, so the same data
+    give the same interval. NaN for no values; a single run gives ``(x, x)``.
+
+    Example:
+        >>> bootstrap_ci([1.0, 2.0, 3.0, 4.0])     # the mean's 95 % interval over four runs
+        (1.5, 3.5)
+    """
+    values = np.asarray(values, float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    picks = np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))
+    if statistic is np.mean and values.ndim == 1:
+        draws = values[picks].mean(axis=1)  # the common case, vectorized
+    else:
+        draws = np.array([statistic(values[p]) for p in picks])
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
 
 
 def paired(results: dict | Path | str, a: str, b: str, points: int = 100, resamples: int = 10_000) -> dict:
@@ -482,7 +522,7 @@ def paired(results: dict | Path | str, a: str, b: str, points: int = 100, resamp
         ``{"a", "b", "seeds": [...], "curve": {"diffs", "mean", "ci", "ahead"}, "final": {...}}``
 
     Example:
-        >>> d = paired("results/cartpole_deeper/results.json", "transplant_preserve", "scratch")
+        >>> d = paired("results/cartpole_deeper/results.json", "preserve", "scratch")
         >>> d["curve"]["mean"], d["curve"]["ci"], d["curve"]["ahead"]
     """
     res = load(results)
@@ -500,9 +540,7 @@ def paired(results: dict | Path | str, a: str, b: str, points: int = 100, resamp
     grid = _grid([sr for arm in (a, b) for sr in series[arm].values()], smooth, points)  # one grid for both
 
     def stats(diffs: np.ndarray) -> dict:
-        draws = diffs[np.random.default_rng(0).integers(0, len(diffs), (resamples, len(diffs)))].mean(axis=1)
-        return {"diffs": diffs.tolist(), "mean": float(diffs.mean()),
-                "ci": (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))),
+        return {"diffs": diffs.tolist(), "mean": float(diffs.mean()), "ci": bootstrap_ci(diffs, resamples=resamples),
                 "ahead": int((diffs > 0).sum())}
 
     with _no_empty_warnings():
@@ -528,6 +566,22 @@ def _num(c: float) -> str:
     return str(int(c)) if float(c).is_integer() else str(c)
 
 
+#: Plot bands: a 95 % bootstrap interval of the mean, ± one standard deviation, the runs' range.
+BANDS = ("ci", "std", "minmax")
+
+
+def band_of(values: np.ndarray, band: str, resamples: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper edge per column of ``values`` (runs × points) for a plot band (see :data:`BANDS`)."""
+    if band == "std":
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        return mean - std, mean + std
+    if band == "minmax":
+        return np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    picks = np.random.default_rng(0).integers(0, len(values), (resamples, len(values)))
+    draws = np.nanmean(values[picks], axis=1)  # resamples × points
+    return np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
+
+
 def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optional[str] = None,
          zoom: Optional[float] = None) -> Path:
     """Draw mean and band per arm against x from the saved ``results.json``; returns the PNG's path.
@@ -535,8 +589,8 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optio
     Args:
         results_json: the path ``run`` returned.
         out: the PNG path (default: ``plot.png`` beside the JSON).
-        band: ``"std"`` (mean ± one standard deviation) or ``"minmax"`` (the runs' range); default
-            from the JSON's plot options.
+        band: ``"ci"`` (a 95 % bootstrap interval of the mean over runs), ``"std"`` (mean ± one
+            standard deviation) or ``"minmax"`` (the runs' range); default from the JSON's plot options.
         zoom: if given (or set in the JSON's plot options), a second panel shows x from 0 to
             ``zoom`` (the early phase, where transfer shows).
     """
@@ -550,8 +604,8 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optio
     p = res["plot"]
     band = band or p.get("band", "std")
     zoom = zoom if zoom is not None else p.get("zoom")
-    if band not in ("std", "minmax"):
-        raise ValueError(f"band must be 'std' or 'minmax', got {band!r}")
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     out = Path(out) if out is not None else results_json.with_name("plot.png")
     panels = 2 if zoom else 1
     fig, axes = plt.subplots(1, panels, figsize=(7.5 if panels == 1 else 12, 4.5), dpi=120, squeeze=False)
@@ -563,10 +617,7 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optio
             keep = np.isfinite(values).all(axis=0) & (g <= zoom if k == 1 else True)
             with np.errstate(all="ignore"), _no_empty_warnings():
                 mean = np.nanmean(values, axis=0)
-                if band == "std":
-                    lo, hi = mean - np.nanstd(values, axis=0), mean + np.nanstd(values, axis=0)
-                else:
-                    lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+                lo, hi = band_of(values, band)
             line, = ax.plot(g[keep], mean[keep], label=f"{arm} (n={values.shape[0]})", lw=1.6, marker="." if k else None)
             ax.fill_between(g[keep], lo[keep], hi[keep], color=line.get_color(), alpha=0.18, lw=0)
         ax.set_xlabel(p.get("xlabel", p["x"]))
@@ -575,7 +626,7 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, band: Optio
         if k == 1:
             ax.set_title(f"zoom: {p['x']} ≤ {_num(zoom)}", fontsize=10)
     axes[0][0].legend(fontsize=8, loc="best")
-    what = "± 1 std" if band == "std" else "min–max"
+    what = {"std": "± 1 std", "minmax": "min–max", "ci": "95 % CI of the mean"}[band]
     smooth = int(p.get("smooth", 1))
     title = (f"{p.get('title', res['experiment'])}\nmean over runs, band {what}"
              + (f", trailing mean of {smooth} records" if smooth > 1 else ""))
@@ -607,12 +658,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     pp = sub.add_parser("plot", help="draw the PNG from results.json")
     pp.add_argument("results", type=Path)
     pp.add_argument("--out", type=Path, help="PNG path (default: plot.png beside the JSON)")
-    pp.add_argument("--band", choices=["std", "minmax"])
+    pp.add_argument("--band", choices=list(BANDS))
     pp.add_argument("--zoom", type=float, help="add a panel showing x from 0 to ZOOM")
     ps = sub.add_parser("summary", help="print the summary table")
     ps.add_argument("results", type=Path)
     ps.add_argument("--at", type=float, nargs="*", default=[], help="checkpoints (x values)")
     ps.add_argument("--markdown", action="store_true")
+    ps.add_argument("--ci", action="store_true", help="95 %% bootstrap intervals of the means instead of ± std")
     pc = sub.add_parser("compare", help="arm A minus arm B, seed by seed, with a bootstrap interval")
     pc.add_argument("results", type=Path)
     pc.add_argument("a", help="arm A")
@@ -624,7 +676,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         res = load(args.results)  # read once for every arm B
         print("\n".join(paired_text(paired(res, args.a, b)) for b in args.b))
     else:
-        print(summary(args.results, args.at, markdown=args.markdown))
+        print(summary(args.results, args.at, markdown=args.markdown, interval="ci" if args.ci else "std"))
 
 
 if __name__ == "__main__":

@@ -120,6 +120,40 @@ def greedy_returns(agent_or_model: Any, env_factory: Callable[[], Any], seeds: S
     return {"seeds": seeds, "returns": returns, "lengths": lengths, "mean": float(np.mean(returns))}
 
 
+def random_returns(env_factory: Callable[[], Any], seeds: Sequence[int], *, repeats: int = 10,
+                   rng_seed: int = 0, max_steps: Optional[int] = None) -> dict:
+    """The returns of uniformly random actions from the start states of ``seeds``: a reference point.
+
+    The zero of a normalized score (``(x - random) / (reference - random)``), measured on the same
+    start states as :func:`greedy_returns`. Actions are drawn from a generator seeded with
+    ``rng_seed`` (never the global ones), ``repeats`` episodes per start state.
+
+    Returns:
+        ``{"seeds", "repeats", "returns": [per start state: mean over repeats], "mean"}``.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or repeats < 1:
+        raise ValueError(f"random_returns needs seeds and repeats >= 1, got {len(seeds)} seeds, repeats={repeats}")
+    rng = np.random.default_rng(rng_seed)
+    env = env_factory()
+    try:
+        n = int(env.action_space.n)
+        per_state = []
+        for s in seeds:
+            total = 0.0
+            for _ in range(repeats):
+                env.reset(seed=s)
+                done, length = False, 0
+                while not done and (max_steps is None or length < max_steps):
+                    _obs, reward, done, _info = env.step(int(rng.integers(n)))
+                    total += float(reward)
+                    length += 1
+            per_state.append(total / repeats)
+    finally:
+        env.close()
+    return {"seeds": seeds, "repeats": repeats, "returns": per_state, "mean": float(np.mean(per_state))}
+
+
 def _processed(observation: Any, processor: Any) -> np.ndarray:
     if processor is not None:
         observation = processor.process_observation(observation)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SCRIPTS = {  # script -> (--steps, arms)
-    "cartpole_observations": (150, ["old", "transplant_preserve", "transplant_random", "scratch"]),
-    "cartpole_wider": (150, ["old", "transplant_preserve", "transplant_net2net", "transplant_random", "scratch"]),
-    "cartpole_deeper": (150, ["old", "transplant_preserve", "transplant_random", "scratch"]),
-    "acrobot_actions": (600, ["old", "transplant_preserve", "transplant_random", "scratch"]),
-    "lunarlander_actions": (600, ["old", "transplant_preserve", "transplant_random", "scratch"]),
+EVERY = {"acrobot_actions": 1000, "lunarlander_actions": 1000}  # --eval-every defaults; else 500
+SCRIPTS = {  # script -> (--steps and --old-steps, arms)
+    "cartpole_observations": (150, ["old", "preserve", "original", "scratch"]),
+    "cartpole_wider": (150, ["old", "preserve", "net2net", "original", "scratch"]),
+    "cartpole_deeper": (150, ["old", "preserve", "original", "random", "scratch"]),
+    "acrobot_actions": (600, ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]),
+    "lunarlander_actions": (600, ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]),
 }
 
 DRIVER = """
@@ -27,7 +28,7 @@ from keras_surgeon_rl.rl import tf_keras  # first: sets up keras-rl2
 import importlib
 for name, steps in {steps!r}.items():
     module = importlib.import_module("examples." + name)
-    module.main(["--steps", str(steps), "--runs", "1", "--jobs", "0", "--out", {out!r}])
+    module.main(["--steps", str(steps), "--old-steps", str(steps), "--runs", "1", "--jobs", "0", "--out", {out!r}])
 """
 
 
@@ -46,8 +47,10 @@ def test_rl_experiment_scripts_write_every_arm_json_and_png(tmp_path):
             records = runs[0]["records"]
             assert records and all(0 < r["step"] <= steps for r in records), (name, arm)
             assert all(isinstance(r["reward"], float) for r in records), (name, arm)
-            greedy = runs[0]["greedy"]  # default --eval-every 500: before, after and every 500 steps
-            assert [c["step"] for c in greedy["curve"]] == list(range(0, steps + 1, 500)), (name, arm)
+            greedy = runs[0]["greedy"]  # before, after and every --eval-every steps
+            trained = 2 * steps if arm == "scratch" else steps  # scratch: phase 1 + phase 2 steps
+            every = EVERY.get(name, 500)
+            assert [c["step"] for c in greedy["curve"]] == list(range(0, trained + 1, every)), (name, arm)
             assert len(greedy["before"]["returns"]) == len(greedy["after"]["returns"]) == 10, (name, arm)
         phase1 = results["prepared"]["0"]["phase1"]
         assert phase1 and results["config"]["old_steps"] == steps, name
