@@ -12,6 +12,9 @@ Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per see
   scratch    Input(8) → Dense64 → Dense64 → Dense4, a fresh agent, trained for phase 1 + phase 2 steps
   preserve_fresh_memory   ablation: preserve with an empty replay memory (the recipe before retention
              was measured)
+  preserve_double         ablation: preserve with double DQN (less overestimation of the new actions)
+  preserve_lr_low         ablation: preserve with Adam's learning rate at 2.5e-4 instead of 1e-3
+  preserve_margin         ablation: preserve with the new heads lowered by 10 instead of 1
 
 Usage:
     python examples/lunarlander_actions.py                               # 14,000 + 14,000 steps, 5 runs
@@ -30,17 +33,23 @@ if str(ROOT) not in sys.path:
 from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "lunarlander_actions"
-ARMS = ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]
+ARMS = ["old", "preserve", "original", "scratch", "preserve_fresh_memory", "preserve_double", "preserve_lr_low",
+        "preserve_margin"]
 OLD_ACTIONS = ["left", "right"]
 EXP = {
     "env": "LunarLander-v3",
     "old": {"features": None, "actions": OLD_ACTIONS, "hidden": [64, 64]},
     "new": {"features": None, "actions": LUNARLANDER_ACTIONS, "hidden": [64, 64]},
     "specs": {"preserve": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS}},
+              "preserve_margin": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS,
+                                              "init": {"keep_greedy": 10}}},
               "original": {"outputs": {"old": OLD_ACTIONS, "new": LUNARLANDER_ACTIONS, "init": "random"},
                            "init": "random"}},
     # ablation: the recipe before the retention study, phase 2 starting with an empty replay memory
-    "options": {"preserve_fresh_memory": {"like": "preserve", "memory": "fresh"}},
+    "options": {"preserve_fresh_memory": {"like": "preserve", "memory": "fresh"},
+                # ablations of what might cause the dip while the new actions are learned
+                "preserve_double": {"like": "preserve", "settings": {"enable_double_dqn": True}},
+                "preserve_lr_low": {"like": "preserve", "lr": 2.5e-4}},
     "agent": {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000},
 }
 

@@ -194,15 +194,28 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
 RESUMABLE_KEYS = frozenset({"arms", "runs", "seed", "seeds", "jobs", "command"})
 
 
+#: Config keys holding one entry per arm (``{arm: settings}``): a resumed experiment may add arms to them.
+PER_ARM_KEYS = frozenset({"specs", "options"})
+
+
 def resume_mismatch(saved: dict, config: dict) -> list[str]:
     """The settings that differ between a saved ``config`` and a new one, ignoring :data:`RESUMABLE_KEYS`.
+
+    The per-arm settings of :data:`PER_ARM_KEYS` are compared arm by arm for the arms both configs
+    name: a resumed experiment may add an arm with its spec, never change a saved arm's.
 
     Returns:
         ``["steps: saved 8000, now 4000", ...]``; empty when the runs of both can be pooled.
     """
-    keys = sorted((set(saved) | set(config)) - RESUMABLE_KEYS)
-    return [f"{k}: saved {saved.get(k, '(missing)')!r:.60}, now {config.get(k, '(missing)')!r:.60}"
-            for k in keys if _jsonable(saved.get(k)) != _jsonable(config.get(k))]
+    differ = []
+    for k in sorted((set(saved) | set(config)) - RESUMABLE_KEYS):
+        was, now = _jsonable(saved.get(k)), _jsonable(config.get(k))
+        if k in PER_ARM_KEYS and isinstance(was, dict) and isinstance(now, dict):
+            differ += [f"{k}[{arm!r}]: saved {was[arm]!r:.60}, now {now[arm]!r:.60}"
+                       for arm in sorted(set(was) & set(now)) if was[arm] != now[arm]]
+        elif was != now:
+            differ.append(f"{k}: saved {saved.get(k, '(missing)')!r:.60}, now {config.get(k, '(missing)')!r:.60}")
+    return differ
 
 
 def _carry_over(saved: dict, results: dict, path: Path) -> None:

@@ -139,3 +139,13 @@ def test_summary_and_plot_bands_give_confidence_intervals(tmp_path):
     assert runner.plot(path).stat().st_size > 0
     with pytest.raises(ValueError, match="band must be one of ci, std, minmax"):
         runner.plot(path, band="sem")
+
+
+def test_a_resumed_experiment_may_add_arms_with_their_specs_but_not_change_saved_ones():
+    saved = {"steps": 10, "specs": {"a": {"x": 1}}, "options": {"b": {"lr": 1}}}
+    assert runner.resume_mismatch(saved, {"steps": 10, "specs": {"a": {"x": 1}, "c": {"x": 2}},
+                                          "options": {"b": {"lr": 1}, "d": {"like": "a"}}}) == []
+    differ = runner.resume_mismatch(saved, {"steps": 10, "specs": {"a": {"x": 3}}, "options": {"b": {"lr": 1}}})
+    assert differ == ["specs['a']: saved {'x': 1}, now {'x': 3}"]
+    assert runner.resume_mismatch(saved, {"steps": 20, **{k: v for k, v in saved.items() if k != "steps"}}) == \
+        ["steps: saved 10, now 20"]
