@@ -79,8 +79,11 @@ def _ratio(x: np.ndarray, before: np.ndarray, rnd: float) -> float:
     return float(np.sum(x - rnd) / np.sum(before - rnd))
 
 
-def retention(results: dict | Path | str, arm: str) -> Optional[dict]:
+def retention(results: dict | Path | str, arm: str, threshold: Optional[float] = None) -> Optional[dict]:
     """The retention figures of one arm (see the module docstring); ``None`` if it has no greedy runs.
+
+    ``threshold`` (default: the config's ``threshold``, if any) is the greedy return whose first
+    step per seed ``"threshold"`` reports.
 
     Returns:
         ``{"arm", "runs", "before": (mean, lo, hi), "after": (...), "at_surgery": (ratio, lo, hi),
@@ -120,7 +123,7 @@ def retention(results: dict | Path | str, arm: str) -> Optional[dict]:
         mean_curve = (later - rnd).sum(axis=0) / np.sum(before - rnd)
         out.update(dip=ratio_ci(dip), dip_step=int(steps[steps > 0][int(np.argmin(mean_curve))]),
                    seeds_below=int((per_seed.min(axis=1) < GOAL).sum()), curve=mean_ci(later.mean(axis=1)))
-    threshold = res["config"].get("threshold")
+    threshold = res["config"].get("threshold") if threshold is None else threshold
     if threshold is not None:
         out["threshold"] = steps_to(steps, values, float(threshold))
     return out
@@ -171,18 +174,21 @@ def _ret(v: tuple) -> str:
     return "n/a" if not np.isfinite(v[0]) else f"{v[0]:.1f} ({v[1]:.1f} … {v[2]:.1f})"
 
 
-def rows(results: dict | Path | str, arms: Optional[Sequence[str]] = None) -> list[dict]:
+def rows(results: dict | Path | str, arms: Optional[Sequence[str]] = None,
+         threshold: Optional[float] = None) -> list[dict]:
+    """:func:`retention` of every arm with greedy runs (of ``arms``, default all), in the results' order."""
     res = load(results)
-    return [r for r in (retention(res, a) for a in (arms or list(res["arms"]))) if r is not None]
+    return [r for r in (retention(res, a, threshold) for a in (arms or list(res["arms"]))) if r is not None]
 
 
-def retention_table(results: dict | Path | str, arms: Optional[Sequence[str]] = None, markdown: bool = False) -> str:
+def retention_table(results: dict | Path | str, arms: Optional[Sequence[str]] = None, markdown: bool = False,
+                    threshold: Optional[float] = None) -> str:
     """Per arm: greedy return before and right after surgery, retention at surgery and at the dip,
     seeds ever below 95 %, final greedy return and steps to the threshold (95 % bootstrap CIs over seeds)."""
     res = load(results)
     ev = res["config"]["greedy_eval"]
-    table = rows(res, arms)
-    threshold = res["config"].get("threshold")
+    threshold = res["config"].get("threshold") if threshold is None else threshold
+    table = rows(res, arms, threshold)
     head = ["arm", "runs", "greedy before", "right after", "at surgery", "dip (step)", "seeds < 95 %",
             "greedy final", "greedy curve mean"] + ([f"steps to ≥ {threshold:g}"] if threshold is not None else [])
     body = []
@@ -228,7 +234,9 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, arms: Optio
     res = load(results_json)
     rnd, until = random_mean(res), phase2_steps(res)
     name = results_json.name.split(".")[0]
-    out = Path(out) if out is not None else results_json.with_name("greedy.png" if name == "results" else f"{name}_greedy.png")
+    if out is None:
+        out = results_json.with_name("greedy.png" if name == "results" else f"{name}_greedy.png")
+    out = Path(out)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     befores = []
     for arm in arms or list(res["arms"]):
@@ -261,10 +269,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("results", type=Path)
     p.add_argument("--arms", nargs="+", help="arms to show (default: all with greedy evaluations)")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--threshold", type=float, help="greedy return for 'steps to' (default: the experiment's)")
     p.add_argument("--plot", type=Path, nargs="?", const=True, default=None,
                    help="also draw the greedy curves (to PLOT, or beside the results)")
     args = p.parse_args(argv)
-    print(retention_table(args.results, args.arms, markdown=args.markdown))
+    print(retention_table(args.results, args.arms, markdown=args.markdown, threshold=args.threshold))
     if args.plot is not None:
         print(f"wrote {plot(args.results, None if args.plot is True else args.plot, args.arms)}")
 

@@ -50,7 +50,8 @@ def test_exact_surgery_retains_everything_and_the_dip_is_the_lowest_mean_point()
     assert r["dip"][0] == pytest.approx(260 / 300) and r["dip_step"] == 100
     assert r["dip"][1] <= r["dip"][0] <= r["dip"][2]
     assert r["seeds_below"] == 2  # seed 0 at 90 %, seed 1 at 75 %
-    assert r["final"][0] == pytest.approx(170) and r["curve"][0] == pytest.approx((90 + 120 + 110 + 170 + 150 + 230) / 6)
+    assert r["final"][0] == pytest.approx(170)
+    assert r["curve"][0] == pytest.approx((90 + 120 + 110 + 170 + 150 + 230) / 6)
     assert r["before"][0] == pytest.approx(150) and r["runs"] == 2
 
 
@@ -83,6 +84,8 @@ def test_steps_to_threshold_counts_runs_that_never_reach_it_as_later_than_any():
     assert t["median"] is None  # most runs never got there: no finite median
     res = results({"a": [run(0, 1, [0, 5, 9]), run(1, 1, [9, 9, 9])]}, threshold=9)
     assert greedy.retention(res, "a")["threshold"]["per_run"] == [200, 0]
+    assert greedy.retention(res, "a", threshold=5)["threshold"]["per_run"] == [100, 0]
+    assert "steps to ≥ 5" in greedy.retention_table(res, threshold=5)
 
 
 def test_table_names_metric_interval_reference_and_competence(tmp_path):
