@@ -11,7 +11,7 @@ A directory holds:
 - ``optimizer.npz``, the optimizer's state (iteration count and slots, e.g. Adam's moments), only
   with ``save_agent(..., optimizer=True)`` (see :mod:`keras_surgeon_rl.rl.optimizer_state`),
 - ``agent.json``: the agent's settings, policies, optimizer class and config, the memory's
-  settings, the optimizer state's record (or null), and the size and SHA-256 of every other file.
+  settings, the optimizer state's record (only when saved), and the size and SHA-256 of every other file.
 
 All files are published together (:mod:`keras_surgeon_rl.atomic`), ``agent.json`` last: a failed
 save leaves the previous save, never a mix. The optimizer's slot state (e.g. Adam's moments) is saved
@@ -116,7 +116,7 @@ _FILE = {"bytes": _integer(0), "sha256": ("64 hex digits", lambda v: isinstance(
 
 _STRINGS: Rule = ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
 _SHAPE: Rule = ("a list of integers", lambda v: isinstance(v, list) and all(_integer(0)[1](x) for x in v))
-#: agent.json's optional "optimizer_state" (absent in saves made before it existed, null without state).
+#: agent.json's "optimizer_state", only in saves made with save_agent(..., optimizer=True).
 OPTIMIZER_RECORD = {"class_name": _NAME, "iterations": _integer(0), "slot_names": _STRINGS, "extra": _STRINGS,
                     "weights": ("a list of {'layer', 'weight', 'shape'} objects", lambda v: isinstance(v, list) and all(
                         isinstance(w, dict) and _NAME[1](w.get("layer")) and _NAME[1](w.get("weight"))
@@ -352,9 +352,10 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False, op
             "memory": {"limit": agent.memory.limit, "window_length": agent.memory.window_length,
                        "ignore_episode_boundaries": agent.memory.ignore_episode_boundaries},
             "replay": record,
-            "optimizer_state": opt_record,
             "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])} for n in names[:-1]},
         }
+        if optimizer:  # only then: a default save's agent.json is what it was before the option existed
+            data["optimizer_state"] = opt_record
         tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
     if not memory and (directory / MEMORY).exists():  # an earlier save's memory: no longer recorded, so removed
         (directory / MEMORY).unlink(missing_ok=True)
