@@ -8,12 +8,15 @@ A directory holds:
 - ``memory.npz``, the replay memory, only with ``save_agent(..., memory=True)`` (observations
   stacked into one array, actions, rewards and terminals as arrays; see
   :func:`keras_surgeon_rl.rl.memory.memory_arrays`),
+- ``optimizer.npz``, the optimizer's state (iteration count and slots, e.g. Adam's moments), only
+  with ``save_agent(..., optimizer=True)`` (see :mod:`keras_surgeon_rl.rl.optimizer_state`),
 - ``agent.json``: the agent's settings, policies, optimizer class and config, the memory's
-  settings, and the size and SHA-256 of every other file.
+  settings, the optimizer state's record (only when saved), and the size and SHA-256 of every other file.
 
 All files are published together (:mod:`keras_surgeon_rl.atomic`), ``agent.json`` last: a failed
-save leaves the previous save, never a mix. The optimizer's slot state (e.g. Adam's moments) and the
-agent's step counter are not saved (keras-rl2's ``fit`` restarts its step count anyway).
+save leaves the previous save, never a mix. The optimizer's slot state (e.g. Adam's moments) is saved
+only on request (``optimizer=True``); by default the loaded agent's optimizer starts anew. The
+agent's step counter is not saved (keras-rl2's ``fit`` restarts its step count anyway).
 
 Loading checks before it builds anything: ``agent.json`` (JSON, format, every key and its type,
 known policy and optimizer classes), then that every recorded file is there with its recorded size
@@ -48,6 +51,8 @@ from keras_surgeon_rl.errors import ModelFileError
 from keras_surgeon_rl.io import file_sha256, load_model, sidecar, write_model_files
 from keras_surgeon_rl.rl.compat import setup
 from keras_surgeon_rl.rl.memory import memory_arrays, memory_from_arrays
+from keras_surgeon_rl.rl.optimizer_state import optimizer_state as read_optimizer_state
+from keras_surgeon_rl.rl.optimizer_state import set_optimizer_state
 from keras_surgeon_rl.rl.resume import SETTINGS, _agent_model, _copy_into, agent_settings, fresh_optimizer, network_of
 from keras_surgeon_rl.unit_ids import get_unit_ids, set_unit_ids
 
@@ -63,6 +68,7 @@ NETWORK = "network.h5"
 NETWORK_IDS = sidecar(NETWORK).name
 TARGET = "target_weights.h5"
 MEMORY = "memory.npz"
+OPTIMIZER = "optimizer.npz"
 
 _RESAVE = "restore the whole directory from a copy, or save the agent again with save_agent"
 
@@ -106,6 +112,15 @@ SCHEMA = {
 SCHEMA_2 = {**SCHEMA, "files": _OBJECT, "replay": ("a JSON object or null", lambda v: v is None or isinstance(v, dict))}
 _FILE = {"bytes": _integer(0), "sha256": ("64 hex digits", lambda v: isinstance(v, str) and len(v) == 64
                                           and all(c in "0123456789abcdef" for c in v))}
+
+
+_STRINGS: Rule = ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
+_SHAPE: Rule = ("a list of integers", lambda v: isinstance(v, list) and all(_integer(0)[1](x) for x in v))
+#: agent.json's "optimizer_state", only in saves made with save_agent(..., optimizer=True).
+OPTIMIZER_RECORD = {"class_name": _NAME, "iterations": _integer(0), "slot_names": _STRINGS, "extra": _STRINGS,
+                    "weights": ("a list of {'layer', 'weight', 'shape'} objects", lambda v: isinstance(v, list) and all(
+                        isinstance(w, dict) and _NAME[1](w.get("layer")) and _NAME[1](w.get("weight"))
+                        and _SHAPE[1](w.get("shape")) for w in v))}
 
 
 def _check(data: dict, schema: dict, path: Path, where: str = "") -> None:
@@ -158,6 +173,12 @@ def _read_agent_json(directory: Path) -> dict:
         raise ModelFileError(f"{path}: format {fmt!r} is not one save_agent writes (it reads "
                              f"{', '.join(map(str, READS))}); {_RESAVE}")
     _check(data, SCHEMA_2 if fmt >= 2 else SCHEMA, path)
+    record = data.get("optimizer_state")
+    if record is not None:
+        if not isinstance(record, dict):
+            raise ModelFileError(f"{path}: 'optimizer_state' is {record!r:.60}, expected a JSON object or null; the "
+                                 f"file was edited or damaged: {_RESAVE}")
+        _check(record, OPTIMIZER_RECORD, path, "optimizer_state.")
     return data
 
 
@@ -169,7 +190,8 @@ def _check_files(directory: Path, data: dict, names: list) -> None:
     record = data["files"]
     for name in names:
         path = directory / name
-        fix = f"load with memory=False for an empty replay memory, or {_RESAVE}" if name == MEMORY else _RESAVE
+        fix = {MEMORY: f"load with memory=False for an empty replay memory, or {_RESAVE}",
+               OPTIMIZER: f"load with optimizer_state=False for a fresh optimizer, or {_RESAVE}"}.get(name, _RESAVE)
         if name not in record:
             raise ModelFileError(f"{directory / AGENT}: records no hash for {name}; the file was edited or damaged: "
                                  f"{_RESAVE}")
@@ -246,7 +268,18 @@ def _json_default(path: Path) -> Callable:
 # --- save ---------------------------------------------------------------------------------------
 
 
-def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False) -> Path:
+def _optimizer_arrays(state: dict) -> tuple[dict, dict]:
+    """The arrays of optimizer.npz and agent.json's record of them."""
+    arrays = {f"{i}/{s}": a for i, w in enumerate(state["weights"]) for s, a in w["slots"].items()}
+    arrays.update({f"extra/{k}": a for k, a in state["extra"].items()})
+    record = {"class_name": state["class_name"], "iterations": state["iterations"],
+              "slot_names": list(state["slot_names"]), "extra": list(state["extra"]),
+              "weights": [{"layer": w["layer"], "weight": w["weight"], "shape": list(w["shape"]),
+                           "slots": sorted(w["slots"])} for w in state["weights"]]}
+    return arrays, record
+
+
+def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False, optimizer: bool = False) -> Path:
     """Save a compiled ``DQNAgent``'s networks, unit IDs, settings and (optionally) replay memory.
 
     Args:
@@ -254,16 +287,20 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False) ->
         directory: created if missing; the files of an earlier save in it are replaced together.
         memory: also save the replay memory (a ``SequentialMemory`` whose observations are NumPy
             arrays of one shape), so that the loaded agent samples the same experiences.
+        optimizer: also save the optimizer's state (iteration count and slots, e.g. Adam's
+            moments; see :mod:`keras_surgeon_rl.rl.optimizer_state`), so that the loaded agent's
+            optimizer goes on from it. The agent must have trained (an optimizer has no state before).
 
     Returns:
         The directory.
 
     Raises:
-        ModelFileError: the directory cannot be written, or (``memory=True``) the memory cannot
-            be saved in this format; nothing in the directory is changed then.
+        ModelFileError: the directory cannot be written, (``memory=True``) the memory cannot be
+            saved in this format, or (``optimizer=True``) the optimizer has no state yet; nothing
+            in the directory is changed then.
 
     Example:
-        >>> save_agent(agent, "runs/cartpole", memory=True)
+        >>> save_agent(agent, "runs/cartpole", memory=True, optimizer=True)
     """
     directory = Path(directory)
     try:
@@ -278,12 +315,19 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False) ->
         except ValueError as e:
             raise ModelFileError(f"{directory / MEMORY}: cannot save the replay memory: {e}; pass memory=False to "
                                  "save the agent without it") from e
+    opt_arrays, opt_record = None, None
+    if optimizer:
+        state = read_optimizer_state(agent)
+        if state is None:
+            raise ModelFileError(f"{directory / OPTIMIZER}: the agent's optimizer has no state yet (it has never "
+                                 "trained); train the agent first, or save with optimizer=False")
+        opt_arrays, opt_record = _optimizer_arrays(state)
     settings = agent_settings(agent)
     if settings.pop("processor") is not None:
         logger.warning("the agent's processor is not saved; pass processor= to load_agent")
     settings.pop("custom_model_objects")
     opt = fresh_optimizer(agent)
-    names = [NETWORK, NETWORK_IDS, TARGET] + ([MEMORY] if memory else []) + [AGENT]
+    names = [NETWORK, NETWORK_IDS, TARGET] + [n for n, on in ((MEMORY, memory), (OPTIMIZER, optimizer)) if on] + [AGENT]
     with publishing(*(directory / n for n in names)) as tmps:
         tmp = dict(zip(names, tmps))
         write_model_files(network_of(agent), tmp[NETWORK], tmp[NETWORK_IDS], directory / NETWORK)
@@ -292,6 +336,9 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False) ->
             if memory:
                 with open(tmp[MEMORY], "wb") as f:
                     np.savez(f, **arrays)
+            if optimizer:
+                with open(tmp[OPTIMIZER], "wb") as f:
+                    np.savez(f, **opt_arrays)
         except OSError as e:  # e.g. a full disk; the previous save is left as it was
             raise ModelFileError(f"{directory}: the agent could not be saved ({type(e).__name__}: {e}); free space "
                                  "or choose another directory") from e
@@ -307,10 +354,15 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False) ->
             "replay": record,
             "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])} for n in names[:-1]},
         }
+        if optimizer:  # only then: a default save's agent.json is what it was before the option existed
+            data["optimizer_state"] = opt_record
         tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
     if not memory and (directory / MEMORY).exists():  # an earlier save's memory: no longer recorded, so removed
         (directory / MEMORY).unlink(missing_ok=True)
-    logger.info("saved the agent to %s%s", directory, " with its replay memory" if memory else "")
+    if not optimizer and (directory / OPTIMIZER).exists():  # likewise an earlier save's optimizer state
+        (directory / OPTIMIZER).unlink(missing_ok=True)
+    logger.info("saved the agent to %s%s%s", directory, " with its replay memory" if memory else "",
+                " with its optimizer state" if optimizer else "")
     return directory
 
 
@@ -338,6 +390,38 @@ def _read_memory(directory: Path, data: dict) -> SequentialMemory:
         return memory_from_arrays(arrays, data["replay"], nb_actions=data["nb_actions"], **_memory_settings(data))
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: does not match {AGENT}'s record of the memory: {e}; {fix}") from e
+
+
+def _read_optimizer_state(directory: Path, data: dict) -> dict:
+    """The state optimizer.npz holds, checked against agent.json's record of it."""
+    path, record = directory / OPTIMIZER, data["optimizer_state"]
+    fix = f"load with optimizer_state=False for a fresh optimizer, or {_RESAVE}"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {key: z[key] for key in z.files}
+    except FileNotFoundError as e:
+        raise ModelFileError(f"{path}: missing from this save; {fix}") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ModelFileError(f"{path}: not a readable NumPy .npz archive, truncated or damaged ({type(e).__name__}: "
+                             f"{e}); {fix}") from e
+    weights = []
+    for i, w in enumerate(record["weights"]):
+        slots = {}
+        for slot in w.get("slots", record["slot_names"]):
+            a = arrays.get(f"{i}/{slot}")
+            if a is None or tuple(a.shape) != tuple(w["shape"]):
+                got = "missing" if a is None else f"of shape {tuple(a.shape)}"
+                raise ModelFileError(f"{path}: the {slot!r} slot of weight {w['weight']!r} of layer {w['layer']!r} is "
+                                     f"{got}, {AGENT} records shape {tuple(w['shape'])}; {fix}")
+            slots[slot] = a
+        weights.append({"layer": w["layer"], "weight": w["weight"], "shape": tuple(w["shape"]), "slots": slots})
+    extra = {}
+    for k in record["extra"]:
+        if f"extra/{k}" not in arrays:
+            raise ModelFileError(f"{path}: has no optimizer variable {k!r}, which {AGENT} records; {fix}")
+        extra[k] = arrays[f"extra/{k}"]
+    return {"class_name": record["class_name"], "iterations": record["iterations"],
+            "slot_names": list(record["slot_names"]), "extra": extra, "weights": weights}
 
 
 def _check_network(network, directory: Path, data: dict, memory_read: bool, processor) -> None:
@@ -395,7 +479,8 @@ def _check_target_weights(path: Path, network) -> None:
 
 
 def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None, test_policy: Any = None,
-               optimizer: Any = None, memory: Union[str, bool, Memory] = "auto") -> DQNAgent:
+               optimizer: Any = None, memory: Union[str, bool, Memory] = "auto",
+               optimizer_state: Union[str, bool] = "auto") -> DQNAgent:
     """A compiled ``DQNAgent`` as :func:`save_agent` left it.
 
     Args:
@@ -405,9 +490,14 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
         memory: ``"auto"``: the saved replay memory if there is one, else an empty one; ``True``:
             the saved memory (refuse if none was saved); ``False``: an empty memory (the memory
             file is not read); or a keras-rl2 ``Memory`` to use.
+        optimizer_state: ``"auto"``: the saved optimizer state (``save_agent(...,
+            optimizer=True)``) if there is one, else a fresh optimizer; ``True``: the saved state
+            (refuse if none was saved); ``False``: a fresh optimizer (the file is not read). A
+            given ``optimizer`` must then be of the saved class and configuration.
 
     Returns:
-        The agent, compiled, with online and target weights, unit IDs and memory as saved.
+        The agent, compiled, with online and target weights, unit IDs, memory and (if saved)
+        optimizer state as saved.
 
     Raises:
         ModelFileError: naming the file that is missing, damaged or belongs to another save, what
@@ -427,8 +517,16 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
         raise ModelFileError(f"{path}: records no replay memory (saved with memory=False, or by format 1); load with "
                              "memory='auto' or False, or save the agent with save_agent(..., memory=True)")
     read_memory = saved_memory and memory in ("auto", True)
+    if optimizer_state not in ("auto", True, False):
+        raise TypeError(f"load_agent(optimizer_state={optimizer_state!r}): use 'auto', True or False")
+    saved_state = data.get("optimizer_state") is not None
+    if optimizer_state is True and not saved_state:
+        raise ModelFileError(f"{path}: records no optimizer state (saved without optimizer=True); load with "
+                             "optimizer_state='auto' or False, or save the agent with save_agent(..., optimizer=True)")
+    read_state = saved_state and optimizer_state in ("auto", True)
     if data["format"] >= 2:
-        _check_files(directory, data, [NETWORK, NETWORK_IDS, TARGET] + ([MEMORY] if read_memory else []))
+        _check_files(directory, data, [NETWORK, NETWORK_IDS, TARGET] + ([MEMORY] if read_memory else [])
+                     + ([OPTIMIZER] if read_state else []))
     else:
         logger.info("%s: format 1 records no file hashes; save the agent again to have its files checked", path)
     policy = policy or _policy_from(data["policy"], path, "policy")
@@ -440,6 +538,7 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
         agent_memory = _read_memory(directory, data)
     else:
         agent_memory = SequentialMemory(**_memory_settings(data))
+    state = _read_optimizer_state(directory, data) if read_state else None
 
     try:
         network = load_model(directory / NETWORK)
@@ -466,6 +565,16 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
         ids["layers"][agent.model.layers[-2].name] = ids["layers"].pop(network.layers[-1].name, None)
     set_unit_ids(agent.model, inputs=ids["inputs"], layers={k: v for k, v in ids["layers"].items() if v is not None},
                  replace=True)
-    logger.info("loaded the agent from %s (replay memory: %d entries)", directory,
-                getattr(agent.memory, "nb_entries", 0))
+    if state is not None:
+        if dueling:  # keras-rl2 built the dueling head under another name than the saved one
+            for w in state["weights"]:
+                if w["layer"] == network.layers[-1].name:
+                    w["layer"] = agent.model.layers[-2].name
+        try:
+            set_optimizer_state(agent, state)
+        except ValueError as e:
+            raise ModelFileError(f"{directory / OPTIMIZER}: does not fit the agent: {e}; or load with "
+                                 "optimizer_state=False for a fresh optimizer") from e
+    logger.info("loaded the agent from %s (replay memory: %d entries; optimizer state: %s)", directory,
+                getattr(agent.memory, "nb_entries", 0), "as saved" if state is not None else "fresh")
     return agent

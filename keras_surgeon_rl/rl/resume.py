@@ -2,7 +2,8 @@
 
 The online and the target network go through :func:`keras_surgeon_rl.surgeon.transplant`; a new
 ``DQNAgent`` gets the old one's settings, ``nb_actions`` from the new output IDs, a fresh optimizer
-of the old one's class and config, and the replay memory when it still fits.
+of the old one's class and config (with ``optimizer_state="carry"``, holding the old optimizer's
+state carried through the surgery), and the replay memory when it still fits.
 
 Action IDs are the units of the Q-network's output: ``spec["outputs"] = {"old": [...], "new":
 [...]}`` adds, removes or reorders actions. New actions start as ``"keep_greedy"`` unless the spec
@@ -29,6 +30,8 @@ from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
 from keras_surgeon_rl.rl.compat import setup
 from keras_surgeon_rl.rl.memory import carry_memory
+from keras_surgeon_rl.rl.optimizer_state import inner_optimizer, map_optimizer_state, set_optimizer_state
+from keras_surgeon_rl.rl.optimizer_state import optimizer_state as read_optimizer_state
 from keras_surgeon_rl.spec import IdChange, Spec
 from keras_surgeon_rl.unit_ids import get_unit_ids, set_unit_ids
 
@@ -153,7 +156,7 @@ def _copy_into(agent_model, network, dueling: bool) -> None:
 
 def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "auto",
                policy: Optional[Policy] = None, test_policy: Optional[Policy] = None, optimizer=None,
-               metrics: Optional[list] = None, **overrides) -> DQNAgent:
+               metrics: Optional[list] = None, optimizer_state: str = "fresh", **overrides) -> DQNAgent:
     """A new ``DQNAgent`` on the changed network, compiled and ready for ``fit``.
 
     Args:
@@ -168,7 +171,15 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
             Carried actions are renumbered by ID; transitions of removed actions are never sampled.
         policy, test_policy: policies for the new agent (default: copies of the old ones).
         optimizer: optimizer for the new agent (default: a fresh one of the old one's class and
-            config; its slot state, e.g. Adam's moments, starts anew).
+            config; its slot state, e.g. Adam's moments, starts anew unless ``optimizer_state``
+            says otherwise).
+        optimizer_state: ``"fresh"`` (default): the new agent's optimizer starts with no state, as
+            a new optimizer does. ``"carry"``: the old optimizer's state (iteration count and
+            slots, e.g. Adam's ``m`` and ``v``) goes through the same surgery as the weights
+            (:func:`keras_surgeon_rl.rl.optimizer_state.map_optimizer_state`): kept entries are
+            copied to their new positions, new ones (units, features, actions, inserted layers)
+            start at zero. It needs an old agent that has trained (its optimizer has state), and
+            an ``optimizer`` of the old one's class if one is given.
         metrics: metrics for ``compile`` (keras-rl2 always adds ``mean_q``).
         **overrides: any of :data:`SETTINGS` to change (e.g. ``nb_steps_warmup=0``).
 
@@ -185,6 +196,21 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
     unknown = set(overrides) - set(SETTINGS)
     if unknown:
         raise TypeError(f"resume_dqn got unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+    if optimizer_state not in ("fresh", "carry"):
+        raise SurgeryError(f"optimizer_state={optimizer_state!r}: use 'fresh' (a new optimizer's empty state) or "
+                           "'carry' (the old optimizer's state through the surgery)")
+    old_state = None
+    if optimizer_state == "carry":
+        old_state = read_optimizer_state(old_agent)
+        old_class = type(inner_optimizer(old_agent)).__name__
+        if old_state is None:
+            raise SurgeryError(f"optimizer_state='carry': the old agent's {old_class} has no state yet (it has never "
+                               "trained); train it first (agent.fit past nb_steps_warmup), or use "
+                               "optimizer_state='fresh'")
+        if optimizer is not None and type(optimizer).__name__ != old_class:
+            raise SurgeryError(f"optimizer_state='carry' carries the old {old_class}'s state, but optimizer= is a "
+                               f"{type(optimizer).__name__}; pass a {old_class} (or no optimizer), or use "
+                               "optimizer_state='fresh'")
     spec = Spec.parse(spec)
     settings = {**agent_settings(old_agent), **overrides}
     dueling = bool(settings["enable_dueling_network"])
@@ -229,4 +255,12 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
     if dueling:  # keras-rl2 built its own head layer, under another name
         ids["layers"][agent.model.layers[-2].name] = ids["layers"].pop(new_online.layers[-1].name)
     set_unit_ids(agent.model, inputs=ids["inputs"], layers=ids["layers"], replace=True)
+    if old_state is not None:
+        state = map_optimizer_state(old_state, online, new_online, net_spec)
+        if dueling:  # the state follows new_online's names; keras-rl2 built the head under another name
+            head, agent_head = new_online.layers[-1].name, agent.model.layers[-2].name
+            for w in state["weights"]:
+                if w["layer"] == head:
+                    w["layer"] = agent_head
+        set_optimizer_state(agent, state)
     return agent
