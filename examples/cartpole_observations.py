@@ -11,6 +11,8 @@ Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per see
   scratch    Input(4) → Dense16 → Dense2, a fresh agent, trained for phase 1 + phase 2 steps
   preserve_long_warmup   ablation: preserve collecting 1,000 steps before learning instead of 100 (the
              replay memory cannot be carried over: old observations lack x and theta_dot)
+  preserve_carry_optimizer   ablation: preserve with Adam's moments and step count carried through the
+             surgery (resume_dqn optimizer_state="carry"; new entries start at zero)
 
 Usage:
     python examples/cartpole_observations.py                             # 20,000 + 8,000 steps, 5 runs
@@ -30,7 +32,7 @@ from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "cartpole_observations"
 OLD_STEPS = 20_000  # the old agents' greedy return reaches ~200 (competence: 195) by then
-ARMS = ["old", "preserve", "original", "scratch", "preserve_long_warmup"]
+ARMS = ["old", "preserve", "original", "scratch", "preserve_long_warmup", "preserve_carry_optimizer"]
 KEPT = ["x_dot", "theta"]
 INPUTS = {"old": KEPT, "new": CARTPOLE_FEATURES}
 EXP = {
@@ -39,7 +41,8 @@ EXP = {
     "new": {"features": None, "actions": None, "hidden": [16]},
     "specs": {"preserve": {"inputs": INPUTS},
               "original": {"inputs": INPUTS, "init": "random"}},
-    "options": {"preserve_long_warmup": {"like": "preserve", "settings": {"nb_steps_warmup": 1000}}},
+    "options": {"preserve_long_warmup": {"like": "preserve", "settings": {"nb_steps_warmup": 1000}},
+                "preserve_carry_optimizer": {"like": "preserve", "optimizer_state": "carry"}},
     "competence": 195,  # the old agents' greedy return should reach it (CartPole-v0's "solved")
     "threshold": 475,   # steps to a greedy return of 475 (CartPole-v1's "solved")
     "agent": {"policy": "boltzmann", "warmup": 100},

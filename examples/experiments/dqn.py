@@ -18,18 +18,20 @@ Arms: ``old`` (the old agent keeps training in its old setting), ``scratch`` (a 
 the new setting, trained for phase 1 + phase 2 steps: its records up to the phase-2 length compare
 at equal phase-2 steps, its end at equal total samples) and one arm per entry of ``specs``
 (``resume_dqn(old agent, spec)``). ``options[arm]`` changes how an arm resumes: ``like`` (take
-another arm's spec), ``memory`` (``resume_dqn``'s: ``"auto"``, default, or ``"fresh"``), ``lr``
-(a fresh Adam with this learning rate), ``settings`` (``resume_dqn`` overrides, e.g.
+another arm's spec), ``memory`` (``resume_dqn``'s: ``"auto"``, default, or ``"fresh"``),
+``optimizer_state`` (``resume_dqn``'s: ``"fresh"``, default, or ``"carry"`` Adam's moments and
+step count through the surgery), ``lr`` (a fresh Adam with this learning rate), ``settings`` (``resume_dqn`` overrides, e.g.
 ``{"nb_steps_warmup": 0}``) and ``noise`` (``{layer: std}``: Gaussian noise added to the layer's
 kernel after surgery, the same in the online and the target network).
 
 Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with its replay memory
-(:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and every surgery arm of that
+and its optimizer's state (:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and every surgery arm of that
 seed load it, memory included, so phase 2 goes on from where phase 1 stopped: ``resume_dqn``
 carries the memory whenever the observations keep their shape (added actions, wider or deeper
 networks), and starts an empty one otherwise (added observations). The optimizer starts anew in
-every arm (``load_agent`` and ``resume_dqn`` build a fresh one of the saved class and config), and
-every arm warms up for ``warmup`` steps before learning.
+every arm (a fresh one of the saved class and config; old agents cached before the optimizer's
+state was saved have none to carry) unless the arm's options carry it, and every arm warms up for
+``warmup`` steps before learning.
 
 Greedy evaluation (``--eval-every N``, default 500; 0 turns it off): every run also measures the
 greedy policy (argmax Q) from ``--eval-episodes`` fixed seeded resets (the same for every arm and
@@ -156,7 +158,7 @@ def prepare(seed: int, *, exp: dict, old_steps: int, cache: str) -> dict:
     agent = new_agent(exp, exp["old"], "old")
     records = fit(agent, env_for(exp, exp["old"], 10_000 + seed), old_steps)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_agent(agent, tmp, memory=True)
+    save_agent(agent, tmp, memory=True, optimizer=True)
     (tmp / "phase1.json").write_text(json.dumps({"phase1": records}))
     if path.exists():  # another process finished the same agent first
         shutil.rmtree(tmp)
@@ -181,7 +183,8 @@ def _arm_agents(arm: str, exp: dict, seed: int, old_steps: int, cache: str, need
     if arm == "scratch":
         agent = new_agent(exp, exp["new"], "scratch")
         return agent, exp["new"], load_agent(path, memory=False) if need_old else None
-    old = load_agent(path, memory=True)
+    carry = exp.get("options", {}).get(arm, {}).get("optimizer_state") == "carry"
+    old = load_agent(path, memory=True, optimizer_state=carry)  # Adam's state: only for arms that carry it
     if arm == "old":
         return old, exp["old"], old
     return resume_arm(old, arm, exp, seed), exp["new"], old
@@ -203,6 +206,8 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
         kwargs["memory"] = options["memory"]
     if "lr" in options:
         kwargs["optimizer"] = tf_keras.optimizers.legacy.Adam(learning_rate=options["lr"])
+    if "optimizer_state" in options:
+        kwargs["optimizer_state"] = options["optimizer_state"]
     agent = resume_dqn(old, arm_spec(exp, arm), **kwargs)
     rng = np.random.default_rng(seed)
     for layer, std in options.get("noise", {}).items():  # e.g. an inserted layer "near identity"

@@ -163,6 +163,7 @@ def test_phase_two_goes_on_from_phase_one_memory_and_arm_options(tmp_path):
            "specs": {"preserve": {"insert": [{"after": "h1", "layer": "Dense", "units": 8, "activation": "relu",
                                               "name": "h2", "init": "identity"}]}},
            "options": {"original": {"like": "preserve", "noise": {"h2": 0.01}},
+                       "carry": {"like": "preserve", "optimizer_state": "carry"},
                        "fresh": {"like": "preserve", "memory": "fresh", "lr": 5e-4,
                                  "settings": {"nb_steps_warmup": 7}}},
            "agent": {"policy": "boltzmann", "warmup": 100}}
@@ -189,5 +190,10 @@ def test_phase_two_goes_on_from_phase_one_memory_and_arm_options(tmp_path):
     assert fresh.memory.nb_entries == 0 and fresh.nb_steps_warmup == 7
     assert float(tf_keras.backend.get_value(fresh.trainable_model.optimizer.optimizer.learning_rate)) == \
         pytest.approx(5e-4)
+    # Adam's state is saved with the old agent, and only an arm that asks for it carries it
+    fresh_opt = preserve.trainable_model.optimizer.optimizer
+    assert not fresh_opt.weights or int(tf_keras.backend.get_value(fresh_opt.iterations)) == 0
+    carried, _, _ = dqn._arm_agents("carry", exp, 0, 120, cache)
+    assert int(tf_keras.backend.get_value(carried.trainable_model.optimizer.optimizer.iterations)) > 0
     with pytest.raises(ValueError, match="arm 'nothing' has no spec"):
         dqn._arm_agents("nothing", exp, 0, 120, cache)

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 EVERY = {"acrobot_actions": 1000, "lunarlander_actions": 1000}  # --eval-every defaults; else 500
 SCRIPTS = {  # script -> (--steps and --old-steps, arms)
-    "cartpole_observations": (150, ["old", "preserve", "original", "scratch", "preserve_long_warmup"]),
+    "cartpole_observations": (150, ["old", "preserve", "original", "scratch", "preserve_long_warmup",
+                                    "preserve_carry_optimizer"]),
     "cartpole_wider": (150, ["old", "preserve", "net2net", "original", "scratch"]),
     "cartpole_deeper": (150, ["old", "preserve", "original", "random", "scratch"]),
     "acrobot_actions": (600, ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]),
