@@ -87,8 +87,8 @@ def retention(results: dict | Path | str, arm: str, threshold: Optional[float] =
 
     Returns:
         ``{"arm", "runs", "before": (mean, lo, hi), "after": (...), "at_surgery": (ratio, lo, hi),
-        "dip": (ratio, lo, hi), "dip_step", "seeds_below": count of seeds below GOAL at some later
-        evaluation, "final": (mean, lo, hi) greedy return at the last phase-2 evaluation,
+        "dip": (ratio, lo, hi), "lowest": (the dip's greedy return, lo, hi), "dip_step", "seeds_below":
+        count of seeds below GOAL at some later evaluation, "final": (mean, lo, hi) greedy return at the last phase-2 evaluation,
         "curve": (mean, lo, hi) mean of the greedy curve after step 0, "threshold": {...} or None}``.
     """
     res = load(results)
@@ -115,14 +115,17 @@ def retention(results: dict | Path | str, arm: str, threshold: Optional[float] =
     def dip(d):
         return float(np.min((d[:, 2:] - rnd).sum(axis=0) / np.sum(d[:, 0] - rnd)))
 
+    def lowest(d):
+        return float(np.min(d[:, 2:].mean(axis=0)))
+
     out = {"arm": arm, "runs": len(runs), "before": mean_ci(before), "after": mean_ci(after),
-           "at_surgery": ratio_ci(at_surgery), "dip": nan3, "dip_step": None, "seeds_below": None,
+           "at_surgery": ratio_ci(at_surgery), "dip": nan3, "lowest": nan3, "dip_step": None, "seeds_below": None,
            "final": mean_ci(values[:, -1]), "curve": nan3, "threshold": None}
     if later.shape[1]:  # none in runs shorter than one evaluation interval
         per_seed = (later - rnd) / (before[:, None] - rnd)
         mean_curve = (later - rnd).sum(axis=0) / np.sum(before - rnd)
-        out.update(dip=ratio_ci(dip), dip_step=int(steps[steps > 0][int(np.argmin(mean_curve))]),
-                   seeds_below=int((per_seed.min(axis=1) < GOAL).sum()), curve=mean_ci(later.mean(axis=1)))
+        out.update(dip=ratio_ci(dip), lowest=ratio_ci(lowest),
+                   dip_step=int(steps[steps > 0][int(np.argmin(mean_curve))]), seeds_below=int((per_seed.min(axis=1) < GOAL).sum()), curve=mean_ci(later.mean(axis=1)))
     threshold = res["config"].get("threshold") if threshold is None else threshold
     if threshold is not None:
         out["threshold"] = steps_to(steps, values, float(threshold))
@@ -189,12 +192,12 @@ def retention_table(results: dict | Path | str, arms: Optional[Sequence[str]] = 
     ev = res["config"]["greedy_eval"]
     threshold = res["config"].get("threshold") if threshold is None else threshold
     table = rows(res, arms, threshold)
-    head = ["arm", "runs", "greedy before", "right after", "at surgery", "dip (step)", "seeds < 95 %",
+    head = ["arm", "runs", "greedy before", "right after", "at surgery", "dip (step)", "lowest greedy", "seeds < 95 %",
             "greedy final", "greedy curve mean"] + ([f"steps to ≥ {threshold:g}"] if threshold is not None else [])
     body = []
     for r in table:
         row = [r["arm"], str(r["runs"]), _ret(r["before"]), _ret(r["after"]), _pct(r["at_surgery"]),
-               _pct(r["dip"]) + ("" if r["dip_step"] is None else f" ({r['dip_step']})"),
+               _pct(r["dip"]) + ("" if r["dip_step"] is None else f" ({r['dip_step']})"), _ret(r["lowest"]),
                "n/a" if r["seeds_below"] is None else f"{r['seeds_below']} of {r['runs']}", _ret(r["final"]),
                _ret(r["curve"])]
         if threshold is not None:

@@ -48,6 +48,7 @@ def test_exact_surgery_retains_everything_and_the_dip_is_the_lowest_mean_point()
     assert r["at_surgery"] == (1.0, 1.0, 1.0)
     # mean curve after step 0: (260, 270, 340) / 300 -> lowest at step 100
     assert r["dip"][0] == pytest.approx(260 / 300) and r["dip_step"] == 100
+    assert r["lowest"][0] == pytest.approx(130)  # the dip in return units: (90 + 170) / 2
     assert r["dip"][1] <= r["dip"][0] <= r["dip"][2]
     assert r["seeds_below"] == 2  # seed 0 at 90 %, seed 1 at 75 %
     assert r["final"][0] == pytest.approx(170)
