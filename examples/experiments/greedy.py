@@ -88,8 +88,9 @@ def retention(results: dict | Path | str, arm: str, threshold: Optional[float] =
     Returns:
         ``{"arm", "runs", "before": (mean, lo, hi), "after": (...), "at_surgery": (ratio, lo, hi),
         "dip": (ratio, lo, hi), "lowest": (the dip's greedy return, lo, hi), "dip_step", "seeds_below":
-        count of seeds below GOAL at some later evaluation, "final": (mean, lo, hi) greedy return at the last phase-2 evaluation,
-        "curve": (mean, lo, hi) mean of the greedy curve after step 0, "threshold": {...} or None}``.
+        count of seeds below GOAL at some later evaluation, "final": (mean, lo, hi) greedy return at
+        the last phase-2 evaluation, "curve": (mean, lo, hi) mean of the greedy curve after step 0,
+        "threshold": {...} or None}``.
     """
     res = load(results)
     runs = greedy_runs(res, arm)
@@ -125,7 +126,8 @@ def retention(results: dict | Path | str, arm: str, threshold: Optional[float] =
         per_seed = (later - rnd) / (before[:, None] - rnd)
         mean_curve = (later - rnd).sum(axis=0) / np.sum(before - rnd)
         out.update(dip=ratio_ci(dip), lowest=ratio_ci(lowest),
-                   dip_step=int(steps[steps > 0][int(np.argmin(mean_curve))]), seeds_below=int((per_seed.min(axis=1) < GOAL).sum()), curve=mean_ci(later.mean(axis=1)))
+                   dip_step=int(steps[steps > 0][int(np.argmin(mean_curve))]),
+                   seeds_below=int((per_seed.min(axis=1) < GOAL).sum()), curve=mean_ci(later.mean(axis=1)))
     threshold = res["config"].get("threshold") if threshold is None else threshold
     if threshold is not None:
         out["threshold"] = steps_to(steps, values, float(threshold))
