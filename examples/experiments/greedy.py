@@ -29,7 +29,8 @@ random)``), with a 95 % percentile-bootstrap interval over seeds.
 
 Usage::
 
-    python -m examples.experiments.greedy docs/data/cartpole_wider.json.gz [--markdown] [--plot out.png]
+    python -m examples.experiments.greedy docs/data/retention/lunarlander_actions.json.gz [--markdown] [--plot out.png]
+    python -m examples.experiments.greedy docs/data/retention/lunarlander_actions.json.gz --compare preserve scratch
 """
 
 from __future__ import annotations
@@ -169,6 +170,43 @@ def old_competence(results: dict | Path | str) -> dict:
             "before": sorted(befores.values())}
 
 
+def paired(results: dict | Path | str, a: str, b: str) -> dict:
+    """Arm ``a`` minus arm ``b`` on the greedy curves, seed by seed (the seeds both ran).
+
+    Returns:
+        ``{"a", "b", "seeds", "lowest": ..., "curve": ..., "final": ...}``, each ``{"mean", "ci",
+        "ahead"}``: the difference of the seed's lowest greedy return after step 0, of its greedy
+        curve mean after step 0, and of its last greedy return (all up to the phase-2 length), with
+        a 95 % bootstrap interval over seeds and the count of seeds where ``a`` was higher.
+    """
+    res = load(results)
+    until = phase2_steps(res)
+    runs = {arm: {r["seed"]: r for r in greedy_runs(res, arm)} for arm in (a, b)}
+    seeds = sorted(set(runs[a]) & set(runs[b]))
+    if not seeds:
+        raise ValueError(f"arms {a!r} and {b!r} share no seed with greedy evaluations in {res['experiment']}")
+    measures = {}
+    for arm in (a, b):
+        steps, values = curve_matrix([runs[arm][s] for s in seeds], until)
+        later = values[:, steps > 0]
+        measures[arm] = {"lowest": later.min(axis=1), "curve": later.mean(axis=1), "final": values[:, -1]}
+    out = {"a": a, "b": b, "seeds": seeds}
+    for what in ("lowest", "curve", "final"):
+        d = measures[a][what] - measures[b][what]
+        out[what] = {"mean": float(d.mean()), "ci": bootstrap_ci(d), "ahead": int((d > 0).sum())}
+    return out
+
+
+def paired_text(d: dict) -> str:
+    n = len(d["seeds"])
+    lines = [f"{d['a']} − {d['b']}, greedy return, paired over {n} seeds:"]
+    for what, label in (("lowest", "lowest"), ("curve", "curve mean"), ("final", "final")):
+        m = d[what]
+        lines.append(f"  {label:10} {m['mean']:+.1f} (95% CI {m['ci'][0]:+.1f} … {m['ci'][1]:+.1f}), "
+                     f"{d['a']} higher at {m['ahead']} of {n} seeds")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # Table and plot
 def _pct(v: tuple) -> str:
@@ -275,10 +313,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument("--arms", nargs="+", help="arms to show (default: all with greedy evaluations)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--threshold", type=float, help="greedy return for 'steps to' (default: the experiment's)")
+    p.add_argument("--compare", nargs="+", metavar="ARM",
+                   help="A B [B ...]: arm A minus each arm B on the greedy curves, seed by seed")
     p.add_argument("--plot", type=Path, nargs="?", const=True, default=None,
                    help="also draw the greedy curves (to PLOT, or beside the results)")
     args = p.parse_args(argv)
-    print(retention_table(args.results, args.arms, markdown=args.markdown, threshold=args.threshold))
+    res = load(args.results)
+    print(retention_table(res, args.arms, markdown=args.markdown, threshold=args.threshold))
+    if args.compare:
+        if len(args.compare) < 2:
+            p.error("--compare needs an arm A and at least one arm B")
+        print("\n".join(paired_text(paired(res, args.compare[0], b)) for b in args.compare[1:]))
     if args.plot is not None:
         print(f"wrote {plot(args.results, None if args.plot is True else args.plot, args.arms)}")
 

@@ -153,3 +153,21 @@ def test_a_resumed_experiment_may_add_arms_with_their_specs_but_not_change_saved
     assert differ == ["specs['a']: saved {'x': 1}, now {'x': 3}"]
     assert runner.resume_mismatch(saved, {"steps": 20, **{k: v for k, v in saved.items() if k != "steps"}}) == \
         ["steps: saved 10, now 20"]
+
+
+def test_paired_greedy_differences_seed_by_seed(tmp_path, capsys):
+    res = results({"a": [run(0, 100, [100, 50, 120]), run(1, 100, [100, 90, 110]), run(2, 1, [1, 1, 1])],
+                   "b": [run(0, 100, [100, 70, 100]), run(1, 100, [100, 80, 100])]})
+    d = greedy.paired(res, "a", "b")
+    assert d["seeds"] == [0, 1]
+    assert d["lowest"]["mean"] == pytest.approx((-20 + 10) / 2) and d["lowest"]["ahead"] == 1
+    assert d["final"]["mean"] == pytest.approx(15) and d["final"]["ahead"] == 2
+    assert d["curve"]["mean"] == pytest.approx(((85 - 85) + (100 - 90)) / 2)
+    with pytest.raises(ValueError, match="share no seed"):
+        greedy.paired(results({"a": [run(0, 1, [1, 1])], "b": [run(1, 1, [1, 1])]}), "a", "b")
+    path = tmp_path / "results.json"
+    runner._save(res, path)
+    greedy.main([str(path), "--compare", "a", "b"])
+    assert "a − b, greedy return, paired over 2 seeds:" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        greedy.main([str(path), "--compare", "a"])
