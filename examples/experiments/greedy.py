@@ -65,6 +65,7 @@ def random_mean(results: dict) -> float:
 
 
 def phase2_steps(results: dict) -> int:
+    """Phase 2's length: the arms' greedy curves are compared up to it (scratch trains longer)."""
     return int(results["config"].get("phase2_steps", results["config"]["steps"]))
 
 
