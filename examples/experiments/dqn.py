@@ -65,6 +65,7 @@ from rl.policy import BoltzmannQPolicy, EpsGreedyQPolicy
 
 from keras_surgeon_rl.rl.evaluate import (EVAL_SEED_BASE, GreedyEvaluation, eval_seeds, greedy_returns,
                                           random_returns)
+from keras_surgeon_rl.rl.optimizer_state import optimizer_state
 from keras_surgeon_rl.rl.persist import load_agent, save_agent
 
 #: keras-rl2's example settings (dqn_cartpole.py), used unless an experiment overrides them.
@@ -158,7 +159,8 @@ def prepare(seed: int, *, exp: dict, old_steps: int, cache: str) -> dict:
     agent = new_agent(exp, exp["old"], "old")
     records = fit(agent, env_for(exp, exp["old"], 10_000 + seed), old_steps)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_agent(agent, tmp, memory=True, optimizer=True)
+    # Adam's state too, once there is one (a phase 1 shorter than the warm-up never trained)
+    save_agent(agent, tmp, memory=True, optimizer=optimizer_state(agent) is not None)
     (tmp / "phase1.json").write_text(json.dumps({"phase1": records}))
     if path.exists():  # another process finished the same agent first
         shutil.rmtree(tmp)
