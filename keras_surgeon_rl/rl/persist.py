@@ -53,7 +53,8 @@ from keras_surgeon_rl.rl.compat import setup
 from keras_surgeon_rl.rl.memory import memory_arrays, memory_from_arrays
 from keras_surgeon_rl.rl.optimizer_state import optimizer_state as read_optimizer_state
 from keras_surgeon_rl.rl.optimizer_state import set_optimizer_state
-from keras_surgeon_rl.rl.resume import SETTINGS, _agent_model, _copy_into, agent_settings, fresh_optimizer, network_of
+from keras_surgeon_rl.rl.resume import (SETTINGS, _agent_model, _copy_into, agent_settings, fresh_optimizer,
+                                       network_of, state_for_agent)
 from keras_surgeon_rl.unit_ids import get_unit_ids, set_unit_ids
 
 logger = logging.getLogger(__name__)
@@ -566,12 +567,8 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
     set_unit_ids(agent.model, inputs=ids["inputs"], layers={k: v for k, v in ids["layers"].items() if v is not None},
                  replace=True)
     if state is not None:
-        if dueling:  # keras-rl2 built the dueling head under another name than the saved one
-            for w in state["weights"]:
-                if w["layer"] == network.layers[-1].name:
-                    w["layer"] = agent.model.layers[-2].name
         try:
-            set_optimizer_state(agent, state)
+            set_optimizer_state(agent, state_for_agent(state, network, agent))
         except ValueError as e:
             raise ModelFileError(f"{directory / OPTIMIZER}: does not fit the agent: {e}; or load with "
                                  "optimizer_state=False for a fresh optimizer") from e

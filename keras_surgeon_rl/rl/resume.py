@@ -154,6 +154,20 @@ def _copy_into(agent_model, network, dueling: bool) -> None:
             agent_model.get_layer(layer.name).set_weights(layer.get_weights())
 
 
+def state_for_agent(state: dict, network, agent: DQNAgent) -> dict:
+    """An optimizer state of ``network``'s weights, renamed for the agent built from it.
+
+    keras-rl2 builds a dueling agent's head layer itself, under a name of its own: the state's
+    entries for ``network``'s last layer move to that name. A plain agent's state is returned as it is.
+    """
+    if agent.enable_dueling_network:
+        head, agent_head = network.layers[-1].name, agent.model.layers[-2].name
+        for w in state["weights"]:
+            if w["layer"] == head:
+                w["layer"] = agent_head
+    return state
+
+
 def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "auto",
                policy: Optional[Policy] = None, test_policy: Optional[Policy] = None, optimizer=None,
                metrics: Optional[list] = None, optimizer_state: str = "fresh", **overrides) -> DQNAgent:
@@ -257,10 +271,5 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
     set_unit_ids(agent.model, inputs=ids["inputs"], layers=ids["layers"], replace=True)
     if old_state is not None:
         state = map_optimizer_state(old_state, online, new_online, net_spec)
-        if dueling:  # the state follows new_online's names; keras-rl2 built the head under another name
-            head, agent_head = new_online.layers[-1].name, agent.model.layers[-2].name
-            for w in state["weights"]:
-                if w["layer"] == head:
-                    w["layer"] = agent_head
-        set_optimizer_state(agent, state)
+        set_optimizer_state(agent, state_for_agent(state, new_online, agent))
     return agent
