@@ -20,18 +20,19 @@ at equal phase-2 steps, its end at equal total samples) and one arm per entry of
 (``resume_dqn(old agent, spec)``). ``options[arm]`` changes how an arm resumes: ``like`` (take
 another arm's spec), ``memory`` (``resume_dqn``'s: ``"auto"``, default, or ``"fresh"``),
 ``optimizer_state`` (``resume_dqn``'s: ``"fresh"``, default, or ``"carry"`` Adam's moments and
-step count through the surgery), ``lr`` (a fresh Adam with this learning rate), ``settings`` (``resume_dqn`` overrides, e.g.
-``{"nb_steps_warmup": 0}``) and ``noise`` (``{layer: std}``: Gaussian noise added to the layer's
-kernel after surgery, the same in the online and the target network).
+step count through the surgery), ``lr`` (a fresh Adam with this learning rate), ``settings``
+(``resume_dqn`` overrides, e.g. ``{"nb_steps_warmup": 0}``) and ``noise`` (``{layer: std}``:
+Gaussian noise added to the layer's kernel after surgery, the same in the online and the target
+network).
 
 Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with its replay memory
-and its optimizer's state (:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and every surgery arm of that
-seed load it, memory included, so phase 2 goes on from where phase 1 stopped: ``resume_dqn``
-carries the memory whenever the observations keep their shape (added actions, wider or deeper
-networks), and starts an empty one otherwise (added observations). The optimizer starts anew in
-every arm (a fresh one of the saved class and config; old agents cached before the optimizer's
-state was saved have none to carry) unless the arm's options carry it, and every arm warms up for
-``warmup`` steps before learning.
+and its optimizer's state (:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and
+every surgery arm of that seed load it, memory included, so phase 2 goes on from where phase 1
+stopped: ``resume_dqn`` carries the memory whenever the observations keep their shape (added
+actions, wider or deeper networks), and starts an empty one otherwise (added observations). The
+optimizer starts anew in every arm (a fresh one of the saved class and config; old agents cached
+before the optimizer's state was saved have none to carry) unless the arm's options carry it, and
+every arm warms up for ``warmup`` steps before learning.
 
 Greedy evaluation (``--eval-every N``, default 500; 0 turns it off): every run also measures the
 greedy policy (argmax Q) from ``--eval-episodes`` fixed seeded resets (the same for every arm and
@@ -185,16 +186,21 @@ def _arm_agents(arm: str, exp: dict, seed: int, old_steps: int, cache: str, need
     if arm == "scratch":
         agent = new_agent(exp, exp["new"], "scratch")
         return agent, exp["new"], load_agent(path, memory=False) if need_old else None
-    carry = exp.get("options", {}).get(arm, {}).get("optimizer_state") == "carry"
+    carry = arm_options(exp, arm).get("optimizer_state") == "carry"
     old = load_agent(path, memory=True, optimizer_state=carry)  # Adam's state: only for arms that carry it
     if arm == "old":
         return old, exp["old"], old
     return resume_arm(old, arm, exp, seed), exp["new"], old
 
 
+def arm_options(exp: dict, arm: str) -> dict:
+    """``exp["options"][arm]``: how the arm resumes (see the module docstring); empty if it has none."""
+    return exp.get("options", {}).get(arm, {})
+
+
 def arm_spec(exp: dict, arm: str) -> dict:
     """The ``resume_dqn`` spec of a surgery arm (its own, or that of the arm named by ``options[arm]["like"]``)."""
-    like = exp.get("options", {}).get(arm, {}).get("like", arm)
+    like = arm_options(exp, arm).get("like", arm)
     if like not in exp["specs"]:
         raise ValueError(f"arm {arm!r} has no spec: add exp['specs'][{like!r}] or exp['options'][{arm!r}]['like']")
     return exp["specs"][like]
@@ -202,7 +208,7 @@ def arm_spec(exp: dict, arm: str) -> dict:
 
 def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
     """``resume_dqn(old, spec)`` as the arm's options (see the module docstring) say."""
-    options = exp.get("options", {}).get(arm, {})
+    options = arm_options(exp, arm)
     kwargs = dict(options.get("settings", {}))
     if "memory" in options:
         kwargs["memory"] = options["memory"]
