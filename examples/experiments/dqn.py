@@ -124,6 +124,31 @@ def _skip_metric_resets(agent: DQNAgent) -> None:
         model.train_on_batch = train_on_batch
 
 
+def _skip_input_checks(model) -> None:
+    """Let ``model.predict_on_batch`` feed its compiled predict function directly.
+
+    keras-rl2 predicts twice per step (the action, and the target network's values of the next
+    states). Graph-mode ``predict_on_batch`` first standardizes its input, Python that checks
+    structures and types and costs about as much as the prediction itself on networks this small.
+    For one array into one model input, the compiled function gets the same array either way, so
+    the predictions are bit-identical (tested); the first call, which builds the function, and
+    anything else go the usual way.
+    """
+    if getattr(model.predict_on_batch, "_skips_checks", False) or len(model.inputs) != 1:
+        return
+    usual = model.predict_on_batch
+
+    def predict_on_batch(x):
+        function = getattr(model, "predict_function", None)
+        if function is None or not isinstance(x, np.ndarray):
+            return usual(x)
+        outputs = function([x])
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    predict_on_batch._skips_checks = True
+    model.predict_on_batch = predict_on_batch
+
+
 def fit(agent: DQNAgent, env, steps: int, callbacks: Sequence = ()) -> list[dict]:
     """Train for ``steps`` environment steps; one record per finished episode.
 
@@ -132,6 +157,8 @@ def fit(agent: DQNAgent, env, steps: int, callbacks: Sequence = ()) -> list[dict
         (an episode still running when ``steps`` is reached is not recorded).
     """
     _skip_metric_resets(agent)
+    _skip_input_checks(agent.model)
+    _skip_input_checks(agent.target_model)
     h = agent.fit(env, nb_steps=steps, verbose=0, callbacks=list(callbacks)).history
     return [{"step": int(s), "reward": float(r), "length": int(n)}
             for s, r, n in zip(h.get("nb_steps", []), h.get("episode_reward", []), h.get("nb_episode_steps", []))]
