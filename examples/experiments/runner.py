@@ -682,14 +682,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     pc.add_argument("results", type=Path)
     pc.add_argument("a", help="arm A")
     pc.add_argument("b", nargs="+", help="arm(s) B")
+    for sp in (ps, pc):
+        sp.add_argument("--digits", type=int, default=3, help="decimals shown (default 3)")
     args = p.parse_args(argv)
     if args.command == "plot":
         print(f"wrote {plot(args.results, args.out, args.band, args.zoom)}")
     elif args.command == "compare":
         res = load(args.results)  # read once for every arm B
-        print("\n".join(paired_text(paired(res, args.a, b)) for b in args.b))
+        print("\n".join(paired_text(paired(res, args.a, b), args.digits) for b in args.b))
     else:
-        print(summary(args.results, args.at, markdown=args.markdown, interval="ci" if args.ci else "std"))
+        print(summary(args.results, args.at, markdown=args.markdown, digits=args.digits,
+                      interval="ci" if args.ci else "std"))
 
 
 if __name__ == "__main__":

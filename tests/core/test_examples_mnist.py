@@ -46,7 +46,7 @@ def test_mnist_experiment_writes_every_arm_json_and_png(tmp_path, capsys):
     assert len(cached) == 1
 
 
-def test_runner_in_parallel_processes_then_plot_and_summary_from_json(tmp_path):
+def test_runner_in_parallel_processes_then_plot_and_summary_from_json(tmp_path, capsys):
     path = runner.run("toy", partial(toy_run_one, offset=0.5), ["old", "transplant_preserve"], runs=2, steps=50,
                       seed=3, jobs=2, out=tmp_path, x="step", y="reward", config={"what": "toy"},
                       plot_options={"smooth": 2}, progress=False)
@@ -65,6 +65,9 @@ def test_runner_in_parallel_processes_then_plot_and_summary_from_json(tmp_path):
     table = runner.summary(path, checkpoints=[20])
     assert "transplant_preserve" in table and "step 20" in table
     assert runner.summary(path, markdown=True).startswith("| arm | runs |")
+    assert runner.summary(path, [20], digits=1) != table  # 3 decimals by default, 1 asked for
+    runner.main(["summary", str(path), "--at", "20", "--digits", "1"])
+    assert capsys.readouterr().out.strip() == runner.summary(path, [20], digits=1)
 
     png = tmp_path / "elsewhere.png"
     runner.main(["plot", str(path), "--out", str(png), "--band", "minmax", "--zoom", "20"])
@@ -156,6 +159,9 @@ def test_paired_comparison_finds_a_known_difference_seed_by_seed(tmp_path, capsy
     runner.main(["compare", str(path), "transplant_preserve", "old"])
     out = capsys.readouterr().out
     assert "transplant_preserve − old, paired over 4 seeds:" in out and "ahead at 4 of 4 seeds" in out
+    assert "curve mean +1.000 (95% CI +1.000 … +1.000)" in out
+    runner.main(["compare", str(path), "transplant_preserve", "old", "--digits", "1"])
+    assert "curve mean +1.0 (95% CI +1.0 … +1.0)" in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"no runs of arm 'scratch'"):
         runner.paired(path, "scratch", "old")
 
