@@ -11,6 +11,12 @@ Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per see
   random     the inserted layer starts from its own random initializers (insert init "random")
   scratch    4 → Dense8 → Dense8 → Dense2, a fresh agent, trained for phase 1 + phase 2 steps
 
+Ablations, each one change to preserve:
+
+  preserve_carry_optimizer   Adam's moments carried from phase 1 (resume_dqn optimizer_state="carry")
+  preserve_lr_low            Adam's learning rate 2.5e-4 instead of 1e-3
+  preserve_long_warmup       1,000 warm-up steps instead of 100
+
 Usage:
     python examples/cartpole_deeper.py                                   # 16,000 + 8,000 steps, 5 runs
     python examples/cartpole_deeper.py --steps 150 --old-steps 150 --runs 1   # smoke test
@@ -29,7 +35,8 @@ from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "cartpole_deeper"
 OLD_STEPS = 16_000
-ARMS = ["old", "preserve", "original", "random", "scratch"]
+ARMS = ["old", "preserve", "original", "random", "scratch", "preserve_carry_optimizer", "preserve_lr_low",
+        "preserve_long_warmup"]
 INSERT = {"after": "h1", "layer": "Dense", "units": 8, "activation": "relu", "name": "h2"}
 EXP = {
     "env": "CartPole-v1",
@@ -37,7 +44,11 @@ EXP = {
     "new": {"features": None, "actions": None, "hidden": [8, 8]},
     "specs": {"preserve": {"insert": [{**INSERT, "init": "identity"}]},
               "random": {"insert": [{**INSERT, "init": "random"}]}},
-    "options": {"original": {"like": "preserve", "noise": {"h2": 0.01}}},
+    "options": {"original": {"like": "preserve", "noise": {"h2": 0.01}},
+                # ablations of what might cause the dip after the insertion
+                "preserve_carry_optimizer": {"like": "preserve", "optimizer_state": "carry"},
+                "preserve_lr_low": {"like": "preserve", "lr": 2.5e-4},
+                "preserve_long_warmup": {"like": "preserve", "settings": {"nb_steps_warmup": 1000}}},
     "competence": 195,
     "threshold": 475,
     "agent": {"policy": "boltzmann", "warmup": 100},
