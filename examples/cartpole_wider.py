@@ -12,6 +12,11 @@ Arms (phase 2, --steps steps each; phase 1, --old-steps, is trained once per see
   original   the original method: the new units start random (spec init "random"; the function changes)
   scratch    4 → Dense16 → Dense16 → Dense2, a fresh agent, trained for phase 1 + phase 2 steps
 
+Ablations, each one change to preserve:
+
+  preserve_carry_optimizer   Adam's moments carried from phase 1 (resume_dqn optimizer_state="carry")
+  preserve_lr_low            Adam's learning rate 2.5e-4 instead of 1e-3
+
 Usage:
     python examples/cartpole_wider.py                                    # 16,000 + 8,000 steps, 5 runs
     python examples/cartpole_wider.py --steps 150 --old-steps 150 --runs 1   # smoke test
@@ -30,7 +35,7 @@ from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "cartpole_wider"
 OLD_STEPS = 16_000
-ARMS = ["old", "preserve", "net2net", "original", "scratch"]
+ARMS = ["old", "preserve", "net2net", "original", "scratch", "preserve_carry_optimizer", "preserve_lr_low"]
 UNITS = {"h1": 16, "h2": 16}
 EXP = {
     "env": "CartPole-v1",
@@ -39,6 +44,9 @@ EXP = {
     "specs": {"preserve": {"units": UNITS},
               "net2net": {"units": UNITS, "init": "net2net"},
               "original": {"units": UNITS, "init": "random"}},
+    # ablations of what might cause a dip after the widening
+    "options": {"preserve_carry_optimizer": {"like": "preserve", "optimizer_state": "carry"},
+                "preserve_lr_low": {"like": "preserve", "lr": 2.5e-4}},
     "competence": 195,
     "threshold": 475,
     "agent": {"policy": "boltzmann", "warmup": 100},

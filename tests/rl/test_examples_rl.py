@@ -16,7 +16,8 @@ EVERY = {"acrobot_actions": 1000, "lunarlander_actions": 1000}  # --eval-every d
 SCRIPTS = {  # script -> (--steps and --old-steps, arms)
     "cartpole_observations": (150, ["old", "preserve", "original", "scratch", "preserve_long_warmup",
                                     "preserve_carry_optimizer"]),
-    "cartpole_wider": (150, ["old", "preserve", "net2net", "original", "scratch"]),
+    "cartpole_wider": (150, ["old", "preserve", "net2net", "original", "scratch", "preserve_carry_optimizer",
+                             "preserve_lr_low"]),
     "cartpole_deeper": (150, ["old", "preserve", "original", "random", "scratch", "preserve_carry_optimizer",
                               "preserve_lr_low", "preserve_long_warmup"]),
     "acrobot_actions": (600, ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]),
