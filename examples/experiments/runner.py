@@ -201,8 +201,9 @@ PER_ARM_KEYS = frozenset({"specs", "options"})
 def resume_mismatch(saved: dict, config: dict) -> list[str]:
     """The settings that differ between a saved ``config`` and a new one, ignoring :data:`RESUMABLE_KEYS`.
 
-    The per-arm settings of :data:`PER_ARM_KEYS` are compared arm by arm for the arms both configs
-    name: a resumed experiment may add an arm with its spec, never change a saved arm's.
+    The per-arm settings of :data:`PER_ARM_KEYS` are compared arm by arm for the saved arms (the saved
+    ``arms`` list, else the arms the saved setting names; a missing setting is an empty one): a
+    resumed experiment may add an arm with its spec or options, never change a saved arm's.
 
     Returns:
         ``["steps: saved 8000, now 4000", ...]``; empty when the runs of both can be pooled.
@@ -210,9 +211,10 @@ def resume_mismatch(saved: dict, config: dict) -> list[str]:
     differ = []
     for k in sorted((set(saved) | set(config)) - RESUMABLE_KEYS):
         was, now = _jsonable(saved.get(k)), _jsonable(config.get(k))
-        if k in PER_ARM_KEYS and isinstance(was, dict) and isinstance(now, dict):
-            differ += [f"{k}[{arm!r}]: saved {was[arm]!r:.60}, now {now[arm]!r:.60}"
-                       for arm in sorted(set(was) & set(now)) if was[arm] != now[arm]]
+        if k in PER_ARM_KEYS and isinstance(was or {}, dict) and isinstance(now or {}, dict):
+            was, now = was or {}, now or {}
+            differ += [f"{k}[{arm!r}]: saved {was.get(arm, '(none)')!r:.60}, now {now.get(arm, '(none)')!r:.60}"
+                       for arm in sorted(saved.get("arms") or was) if was.get(arm) != now.get(arm)]
         elif was != now:
             differ.append(f"{k}: saved {saved.get(k, '(missing)')!r:.60}, now {config.get(k, '(missing)')!r:.60}")
     return differ

@@ -153,6 +153,14 @@ def test_a_resumed_experiment_may_add_arms_with_their_specs_but_not_change_saved
     assert differ == ["specs['a']: saved {'x': 1}, now {'x': 3}"]
     assert runner.resume_mismatch(saved, {"steps": 20, **{k: v for k, v in saved.items() if k != "steps"}}) == \
         ["steps: saved 10, now 20"]
+    # a saved experiment without any options (none of its arms had any) may gain an arm with options,
+    # but a saved arm may not gain options it did not run with
+    saved = {"steps": 10, "arms": ["a", "b"], "specs": {"a": {"x": 1}}}
+    assert runner.resume_mismatch(saved, {"steps": 10, "arms": ["a", "b", "d"], "specs": {"a": {"x": 1}},
+                                          "options": {"d": {"like": "a", "lr": 1}}}) == []
+    assert runner.resume_mismatch(saved, {"steps": 10, "specs": {"a": {"x": 1}}, "options": {"b": {"lr": 1}}}) == \
+        ["options['b']: saved '(none)', now {'lr': 1}"]
+    assert runner.resume_mismatch(saved, {"steps": 10, "specs": {}}) == ["specs['a']: saved {'x': 1}, now '(none)'"]
 
 
 def test_paired_greedy_differences_seed_by_seed(tmp_path, capsys):
