@@ -23,7 +23,7 @@ from keras_surgeon_rl.infer import infer_spec
 from keras_surgeon_rl.planner import LayerPlan, Plan, make_plan
 from keras_surgeon_rl.report import Report
 from keras_surgeon_rl.unit_ids import set_unit_ids
-from keras_surgeon_rl.weights import Copy, Fresh, LayerStats
+from keras_surgeon_rl.weights import Copy, Fresh, Generated, LayerStats
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def transplant(old_model, spec):
     """
     adapter = adapter_for(old_model)
     p = make_plan(adapter.read(old_model), spec, adapter)
-    new_model = adapter.build(p.new)
+    new_model = adapter.build(p.new, overwritten(p))
     _fill(p, adapter, new_model, strict=True)
     set_unit_ids(new_model, inputs=p.new.unit_ids["inputs"], layers=p.new.unit_ids["layers"], replace=True)
     new_model.surgery_report = p.report
@@ -121,6 +121,34 @@ def transplant_weights(old_model, new_model, spec) -> Report:
         p.report.row(name).notes.append(note)
     _fill(p, adapter, new_model, strict=False)
     return p.report
+
+
+def overwritten(p: Plan) -> dict:
+    """Per layer name, the weights whose every entry ``transplant`` overwrites from the plan (a nested
+    model's entry: a dict of its own): the build need not draw random values for them.
+
+    Args:
+        p: the plan.
+
+    Returns:
+        ``{layer name: {weight name, ...} or {nested layer name: ...}}``, without layers that have none.
+    """
+    out: dict = {}
+    for name, lp in p.layers.items():
+        if lp.sub is not None:
+            sub = overwritten(lp.sub)
+            if sub:
+                out[name] = sub
+            continue
+        if lp.old is None:  # an inserted layer: its weights are its own (Generated ones included)
+            full = {w for w, m in lp.maps.items() if isinstance(m, Generated)}
+        else:
+            old = dict(lp.old.weights)
+            full = {w for w, m in lp.maps.items()
+                    if isinstance(m, Generated) or (isinstance(m, Copy) and m.source in old and m.overwrites_all())}
+        if full:
+            out[name] = full
+    return out
 
 
 def _fill(p: Plan, adapter, new_model, strict: bool) -> None:

@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from keras_surgeon_rl.adapters.overwritten import check as overwrite_check
+from keras_surgeon_rl.adapters.overwritten import restore as restore_initializers
+from keras_surgeon_rl.adapters.overwritten import swap as swap_initializers
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node, call_name
 from keras_surgeon_rl.rules.registry import names_foreign_object
@@ -233,20 +236,46 @@ class KerasAdapter:
         return shape[:-1] + (units,)
 
     # Building ----------------------------------------------------------------------------------
-    def build(self, graph: Graph):
-        """A new model of this flavour from ``graph``, with freshly initialized weights."""
+    def build(self, graph: Graph, overwritten: dict | None = None):
+        """A new model of this flavour from ``graph``, with freshly initialized weights.
+
+        Args:
+            graph: the model to build.
+            overwritten: per layer name, the names of the weights whose every entry the caller will
+                overwrite (a nested model's entry: a dict of its own). Where the layer's initializer
+                can be named (:mod:`.overwritten`), those weights start as zeros instead of random
+                draws, which saves most of a large model's build; every other weight is drawn from
+                its initializer as usual, and the model's config is the same either way.
+
+        Returns:
+            The built model.
+
+        Example:
+            >>> model = adapter.build(plan.new, {"h1": {"kernel", "bias"}})   # h1 is copied whole
+        """
+        if not overwritten:
+            return self._build(graph, {}, [])
+        swaps: list = []
+        try:
+            model = self._build(graph, overwritten, swaps)
+            ok = overwrite_check(swaps, self.get_weights)
+        finally:
+            restore_initializers(swaps)
+        return model if ok else self._build(graph, {}, [])
+
+    def _build(self, graph: Graph, overwritten: dict, swaps: list):
         k = self.keras
         inputs = {n: k.Input(shape=graph.nodes[n].output_shape, dtype=graph.nodes[n].dtype, name=n)
                   for n in graph.inputs}
         layers = [n for n in graph.nodes.values() if not n.is_input]
         if graph.sequential and graph.is_chain():
-            made = [self._make(n) for n in layers]
+            made = [self._make(n, overwritten, swaps) for n in layers]
             return k.Sequential([inputs[graph.inputs[0]]] + made, name=graph.name)
         tensors = dict(inputs)
         made: dict = {}
         for node in layers:
             if node.layer not in made:  # a shared layer is made once and called once per node
-                made[node.layer] = self._make(node)
+                made[node.layer] = self._make(node, overwritten, swaps)
             layer = made[node.layer]
             args = [tensors[n] for n in node.inbound]
             tensors[node.name] = layer(*call_args(node, args), **node.call_kwargs)
@@ -254,11 +283,15 @@ class KerasAdapter:
         outs = [tensors[n] for n in graph.outputs]
         return k.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=graph.name)
 
-    def _make(self, node: Node):
+    def _make(self, node: Node, overwritten: dict, swaps: list):
         """A new layer for ``node``: from its config, or, for a nested model, built from its graph."""
+        todo = overwritten.get(node.name)
         if node.subgraph is not None:
-            return self.build(node.subgraph)
-        return node.layer_class.from_config(dict(node.config))
+            return self._build(node.subgraph, todo if isinstance(todo, dict) else {}, swaps)
+        layer = node.layer_class.from_config(dict(node.config))
+        if todo and not isinstance(todo, dict):
+            swap_initializers(layer, todo, self.keras.initializers.Zeros(), swaps)
+        return layer
 
     def get_weights(self, layer) -> list[tuple[str, np.ndarray]]:
         """``(short name, value)`` per weight of ``layer``: NumPy arrays that nothing else writes to.
