@@ -17,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_surgeon_rl.adapters import adapter_for
+from keras_surgeon_rl.adapters.inplace import read_rows, row_blocks, write_rows
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
 from keras_surgeon_rl.infer import infer_spec
@@ -177,23 +178,93 @@ def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
         if lp.sub is not None:  # a nested model: filled from its own plan
             _fill_layers(lp.sub, adapter, layer, strict, todo)
             continue
-        fresh = adapter.get_weights(layer)
-        arrays = _layer_arrays(lp, fresh)
         if lp.old is None:  # inserted: the plan now knows the sizes
             stats = LayerStats()
-            for (_, f) in fresh:
-                stats.add((0, int(f.size), 0))
+            for v in adapter.weight_slots(layer)[1]:
+                stats.add((0, int(np.prod(tuple(v.shape), dtype=np.int64)), 0))
             lp.report.stats = stats
         if strict:  # a model built from the plan: its shapes fit, and memory stays one layer's arrays
-            adapter.set_weights(layer, arrays)
+            _write_layer(lp, adapter, layer)
         else:  # the user's model: a shape error after the first layer must not leave it half-written
-            todo.append((layer, arrays))
+            todo.append((layer, _layer_arrays(lp, adapter.get_weights(layer))))
+
+
+def _reads_fresh(m) -> bool:
+    """Whether map ``m`` reads the new layer's initial value (else a shape-only placeholder will do)."""
+    if isinstance(m, Fresh):
+        return True
+    done = getattr(m, "overwrites_all", None)
+    return not (callable(done) and done())
+
+
+def _placeholder(shape: tuple, dtype) -> np.ndarray:
+    """A read-only array of ``shape`` and ``dtype`` that takes no memory, for a map that reads only those."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+def _np_dtype(variable):
+    dtype = getattr(variable.dtype, "as_numpy_dtype", variable.dtype)  # tf.DType (tf_keras) or a name (Keras 3)
+    try:
+        return np.dtype(dtype)
+    except TypeError:  # bfloat16 and the like: NumPy has no name for it
+        return None
+
+
+def _write_layer(lp: LayerPlan, adapter, layer) -> None:
+    """Make a newly built layer's weights from the plan and write them, with as few full-size copies
+    as the framework allows.
+
+    A weight whose every entry is overwritten is never read (a placeholder stands for its initial
+    value), one that keeps its initial value (:class:`Fresh`) is not written at all, and in eager
+    TensorFlow a :class:`Copy` goes into the variable a block of rows at a time
+    (:mod:`keras_surgeon_rl.adapters.inplace`), so no full-size NumPy array of it is made. Elsewhere
+    the layer's ``set_weights`` takes the arrays, as :func:`transplant_weights` does.
+    """
+    names, variables = adapter.weight_slots(layer)
+    shapes = [tuple(int(d) for d in v.shape) for v in variables]
+    dtypes = [_np_dtype(v) for v in variables]
+    maps = _layer_maps(lp, list(zip(names, shapes)))
+    targets = [adapter.in_place(layer, v) for v in variables]
+    if any(t is None for t in targets) or None in dtypes:
+        need = any(_reads_fresh(m) for m, _ in maps) or None in dtypes
+        fresh = [f for _, f in adapter.get_weights(layer)] if need else [None] * len(maps)
+        arrays = []
+        for (m, src), f, shape, dtype in zip(maps, fresh, shapes, dtypes):
+            if isinstance(m, Fresh) and f is not None:
+                arrays.append(f)  # its own initial value, written back unchanged: no copy needed
+                continue
+            arrays.append(m.apply(src, f if f is not None and _reads_fresh(m) else _placeholder(shape, dtype)))
+        del fresh  # the variables' buffers are then unshared, and are written in place
+        adapter.set_weights(layer, arrays)
+        return
+    for (m, src), target, shape, dtype in zip(maps, targets, shapes, dtypes):
+        if isinstance(m, Fresh):
+            continue  # the variable holds its initial value already
+        if type(m) is Copy and shape:
+            whole = not _reads_fresh(m)
+            for r0, r1 in row_blocks(shape, dtype):
+                f = _placeholder((r1 - r0,) + shape[1:], dtype) if whole else read_rows(target, r0, r1)
+                write_rows(target, r0, r1, m.rows(r0, r1, src.shape).apply(src, f))
+            continue
+        f = _placeholder(shape, dtype) if not _reads_fresh(m) else read_rows(target, 0, shape[0]) if shape \
+            else np.array(target.numpy(), copy=True)
+        value = m.apply(src, f)
+        del f
+        target.assign(value)
+    adapter.finish(layer)
 
 
 def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
+    """The new arrays of a layer from its initial values ``fresh`` (``(name, array)`` per weight)."""
+    maps = _layer_maps(lp, [(name, tuple(f.shape)) for name, f in fresh])
+    return [m.apply(src, f) for (m, src), (_, f) in zip(maps, fresh)]
+
+
+def _layer_maps(lp: LayerPlan, slots: list[tuple[str, tuple]]) -> list[tuple[Any, np.ndarray | None]]:
+    """``(map, old array or None)`` per new weight (``(name, shape)`` in ``slots``), checked against the plan."""
     old = dict(lp.old.weights) if lp.old is not None else {}
     out = []
-    for name, f in fresh:
+    for name, shape in slots:
         m = lp.maps.get(name)
         if m is None:
             if lp.old is not None and name in old:
@@ -207,13 +278,13 @@ def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np
         if isinstance(m, Copy):
             src = old[m.source]
             expected = tuple(len(a.src) if a is not None else d for a, d in zip(m.axes, src.shape))
-            if tuple(f.shape) != expected:
-                raise SurgeryError(f"layer {lp.node.name!r}: weight {name!r} has shape {tuple(f.shape)} in the "
+            if tuple(shape) != expected:
+                raise SurgeryError(f"layer {lp.node.name!r}: weight {name!r} has shape {tuple(shape)} in the "
                                    f"new model, but the spec implies {expected}; build the new model as the spec "
                                    "describes (see surgeon.plan)")
-            out.append(m.apply(src, f))
+            out.append((m, src))
         else:
-            out.append(m.apply(None, f))
+            out.append((m, None))
     return out
 
 

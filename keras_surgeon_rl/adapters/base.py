@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_surgeon_rl.adapters.inplace import tf_variable
 from keras_surgeon_rl.adapters.overwritten import check as overwrite_check
 from keras_surgeon_rl.adapters.overwritten import restore as restore_initializers
 from keras_surgeon_rl.adapters.overwritten import swap as swap_initializers
@@ -299,6 +300,18 @@ class KerasAdapter:
         The values are snapshots: later changes to the layer do not reach them (see
         :func:`snapshot`).
         """
+        names, variables = self.weight_slots(layer)
+        return list(zip(names, snapshot(layer, variables)))
+
+    def weight_slots(self, layer) -> tuple[list[str], list]:
+        """The short names :meth:`get_weights` gives ``layer``'s weights, and the variables, unread.
+
+        Args:
+            layer: a layer (or a weightless ``keras.ops`` operation).
+
+        Returns:
+            ``(names, variables)`` in ``layer.weights`` order.
+        """
         variables = list(getattr(layer, "weights", ()))  # a keras.ops operation has none
         names = [short_name(v) for v in variables]
         # a weight created without a name is numbered by a process-wide counter ('variable_12'), so the
@@ -306,10 +319,19 @@ class KerasAdapter:
         names = [f"variable#{i}" if _AUTO_NAME.fullmatch(n) else n for i, n in enumerate(names)]
         dup = {n for n, c in Counter(names).items() if c > 1}
         names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
-        return list(zip(names, snapshot(layer, variables)))
+        return names, variables
+
+    def in_place(self, layer, variable):
+        """The TensorFlow variable to write ``variable``'s new value into block by block
+        (:mod:`.inplace`), or ``None`` when the layer's ``set_weights`` must do it."""
+        return tf_variable(layer, variable, self.keras.layers.Layer.set_weights)
 
     def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
         layer.set_weights(arrays)
+        self.finish(layer)
+
+    def finish(self, layer) -> None:
+        """What a layer needs once its weights are written (after :meth:`set_weights`, or in place)."""
         if callable(getattr(layer, "finalize_state", None)):
             layer.finalize_state()  # Keras 3's Normalization derives its mean/variance from the weights here
 
