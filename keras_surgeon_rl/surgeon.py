@@ -66,7 +66,25 @@ def transplant(old_model, spec):
         >>> print(new.surgery_report)
     """
     adapter = adapter_for(old_model)
-    p = make_plan(adapter.read(old_model), spec, adapter)
+    return transplant_planned(old_model, make_plan(adapter.read(old_model), spec, adapter))
+
+
+def transplant_planned(old_model, p: Plan):
+    """:func:`transplant` from a plan :func:`plan` already made for ``old_model`` (the CLI shows the
+    plan first), without planning again.
+
+    Args:
+        old_model: the model the plan was made for; never modified.
+        p: its plan, as :func:`plan` returned it.
+
+    Returns:
+        The new model, as :func:`transplant` returns it.
+
+    Example:
+        >>> p = plan(model, spec)
+        >>> new = transplant_planned(model, p)
+    """
+    adapter = adapter_for(old_model)
     new_model = adapter.build(p.new, overwritten(p))
     _fill(p, adapter, new_model, strict=True)
     set_unit_ids(new_model, inputs=p.new.unit_ids["inputs"], layers=p.new.unit_ids["layers"], replace=True)
