@@ -28,6 +28,9 @@ from keras_surgeon_rl.weights import Copy, Fresh, Generated, LayerStats
 
 logger = logging.getLogger(__name__)
 
+#: Graph mode writes many layers in one session run; at most this many bytes of new arrays wait for it.
+DEFERRED_BYTES = 64 * 2 ** 20
+
 
 def plan(old_model, spec) -> Plan:
     """Validate ``spec`` against ``old_model`` and plan the surgery, without building anything.
@@ -174,8 +177,7 @@ def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
     """Set every planned layer's weights; into a user's model (not ``strict``) only once all are made and checked."""
     todo: list = []
     _fill_layers(p, adapter, new_model, strict, todo)
-    for layer, arrays in todo:
-        adapter.set_weights(layer, arrays)
+    adapter.set_many(todo)
 
 
 def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
@@ -202,7 +204,10 @@ def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
                 stats.add((0, int(np.prod(tuple(v.shape), dtype=np.int64)), 0))
             lp.report.stats = stats
         if strict:  # a model built from the plan: its shapes fit, and memory stays one layer's arrays
-            _write_layer(lp, adapter, layer)
+            _write_layer(lp, adapter, layer, todo)
+            if sum(a.nbytes for _, arrays in todo for a in arrays) > DEFERRED_BYTES:
+                adapter.set_many(todo)
+                todo.clear()
         else:  # the user's model: a shape error after the first layer must not leave it half-written
             todo.append((layer, _layer_arrays(lp, adapter.get_weights(layer))))
 
@@ -228,7 +233,7 @@ def _np_dtype(variable):
         return None
 
 
-def _write_layer(lp: LayerPlan, adapter, layer) -> None:
+def _write_layer(lp: LayerPlan, adapter, layer, todo: list) -> None:
     """Make a newly built layer's weights from the plan and write them, with as few full-size copies
     as the framework allows.
 
@@ -236,7 +241,8 @@ def _write_layer(lp: LayerPlan, adapter, layer) -> None:
     value), one that keeps its initial value (:class:`Fresh`) is not written at all, and in eager
     TensorFlow a :class:`Copy` goes into the variable a block of rows at a time
     (:mod:`keras_surgeon_rl.adapters.inplace`), so no full-size NumPy array of it is made. Elsewhere
-    the layer's ``set_weights`` takes the arrays, as :func:`transplant_weights` does.
+    the layer's ``set_weights`` takes the arrays, as :func:`transplant_weights` does; where writes are
+    cheaper together (graph mode: one session run for many layers) they are appended to ``todo``.
     """
     names, variables = adapter.weight_slots(layer)
     shapes = [tuple(int(d) for d in v.shape) for v in variables]
@@ -253,7 +259,10 @@ def _write_layer(lp: LayerPlan, adapter, layer) -> None:
                 continue
             arrays.append(m.apply(src, f if f is not None and _reads_fresh(m) else _placeholder(shape, dtype)))
         del fresh  # the variables' buffers are then unshared, and are written in place
-        adapter.set_weights(layer, arrays)
+        if adapter.defers_writes():
+            todo.append((layer, arrays))
+        else:
+            adapter.set_weights(layer, arrays)
         return
     for (m, src), target, shape, dtype in zip(maps, targets, shapes, dtypes):
         if isinstance(m, Fresh):

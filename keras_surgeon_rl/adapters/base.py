@@ -52,6 +52,8 @@ class KerasAdapter:
 
     flavour = ""
     keras: Any = None
+    #: While :meth:`read` runs in graph mode: every weight's value, fetched in one go, by ``id(variable)``.
+    _prefetched: dict | None = None
 
     # Reading ---------------------------------------------------------------------------------
     def read(self, model) -> Graph:
@@ -67,13 +69,20 @@ class KerasAdapter:
             raise SurgeryError(f"model {model.name!r} takes its inputs as a dict; the surgeon works on models whose "
                                "inputs are one tensor or a list. Build it as Model([a, b, ...], outputs) with the "
                                "same layers")
-        if isinstance(model, self.keras.Sequential):
-            graph = self._read_sequential(model)
-        elif getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
-            raise SurgeryError(f"model {model.name!r} is a subclassed or unbuilt model with no layer graph; "
-                               "the surgeon works on Functional and built Sequential models")
-        else:
-            graph = self._read_functional(model)
+        owner = self._prefetched is None  # a nested model is read within its outer model's read
+        if owner:
+            self._prefetched = self._fetch_all(model)
+        try:
+            if isinstance(model, self.keras.Sequential):
+                graph = self._read_sequential(model)
+            elif getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
+                raise SurgeryError(f"model {model.name!r} is a subclassed or unbuilt model with no layer graph; "
+                                   "the surgeon works on Functional and built Sequential models")
+            else:
+                graph = self._read_functional(model)
+        finally:
+            if owner:
+                self._prefetched = None
         graph.unit_ids = get_unit_ids(model)
         _hand_down(graph)
         return graph
@@ -259,7 +268,7 @@ class KerasAdapter:
         swaps: list = []
         try:
             model = self._build(graph, overwritten, swaps)
-            ok = overwrite_check(swaps, self.get_weights)
+            ok = overwrite_check(swaps, self._shapes)
         finally:
             restore_initializers(swaps)
         return model if ok else self._build(graph, {}, [])
@@ -301,7 +310,20 @@ class KerasAdapter:
         :func:`snapshot`).
         """
         names, variables = self.weight_slots(layer)
+        have = self._prefetched or {}
+        if variables and all(id(v) in have for v in variables):
+            return list(zip(names, (have[id(v)] for v in variables)))
         return list(zip(names, snapshot(layer, variables)))
+
+    def _fetch_all(self, model) -> dict:
+        """Every weight's value of ``model`` by ``id(variable)`` where one fetch is cheaper than one per
+        layer (graph mode: one session run); empty elsewhere (eager snapshots cost nothing)."""
+        return {}
+
+    def _shapes(self, layer) -> list[tuple[str, Any]]:
+        """``(short name, variable)`` per weight: what :func:`.overwritten.check` reads (shapes only,
+        so nothing is fetched from the framework)."""
+        return list(zip(*self.weight_slots(layer)))
 
     def weight_slots(self, layer) -> tuple[list[str], list]:
         """The short names :meth:`get_weights` gives ``layer``'s weights, and the variables, unread.
@@ -329,6 +351,15 @@ class KerasAdapter:
     def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
         layer.set_weights(arrays)
         self.finish(layer)
+
+    def set_many(self, pairs: list) -> None:
+        """:meth:`set_weights` for each ``(layer, arrays)`` in ``pairs``, in order."""
+        for layer, arrays in pairs:
+            self.set_weights(layer, arrays)
+
+    def defers_writes(self) -> bool:
+        """Whether :meth:`set_many` is cheaper than one :meth:`set_weights` per layer (graph mode)."""
+        return False
 
     def finish(self, layer) -> None:
         """What a layer needs once its weights are written (after :meth:`set_weights`, or in place)."""

@@ -106,14 +106,16 @@ def check(swaps: list, weights_of) -> bool:
 
     Args:
         swaps: the :class:`Swap` records.
-        weights_of: ``weights_of(layer)`` gives ``[(short name, array), ...]`` of a built layer.
+        weights_of: ``weights_of(layer)`` gives ``[(short name, array or variable), ...]`` of a built
+            layer (only shapes are read).
 
     Returns:
         ``True`` when all is as planned.
     """
     shapes: dict[int, dict] = {}
     for s in swaps:
-        have = shapes.setdefault(id(s.layer), None) or {n: tuple(a.shape) for n, a in weights_of(s.layer)}
+        have = shapes.setdefault(id(s.layer), None) or {n: tuple(int(d) for d in a.shape)
+                                                         for n, a in weights_of(s.layer)}
         shapes[id(s.layer)] = have
         calls = s.placeholder.calls
         if len(calls) != 1 or have.get(s.placeholder.weight) != calls[0]:
