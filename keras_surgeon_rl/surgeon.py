@@ -17,7 +17,6 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_surgeon_rl.adapters import adapter_for
-from keras_surgeon_rl.adapters.inplace import read_rows, row_blocks, write_rows
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
 from keras_surgeon_rl.infer import infer_spec
@@ -237,48 +236,32 @@ def _write_layer(lp: LayerPlan, adapter, layer, todo: list) -> None:
     """Make a newly built layer's weights from the plan and write them, with as few full-size copies
     as the framework allows.
 
-    A weight whose every entry is overwritten is never read (a placeholder stands for its initial
-    value), one that keeps its initial value (:class:`Fresh`) is not written at all, and in eager
-    TensorFlow a :class:`Copy` goes into the variable a block of rows at a time
-    (:mod:`keras_surgeon_rl.adapters.inplace`), so no full-size NumPy array of it is made. Elsewhere
-    the layer's ``set_weights`` takes the arrays, as :func:`transplant_weights` does; where writes are
-    cheaper together (graph mode: one session run for many layers) they are appended to ``todo``.
+    A weight whose every entry is overwritten is never read (a shape-only placeholder stands for its
+    initial value); one that keeps its initial value (:class:`Fresh`) goes back as the snapshot it is,
+    uncopied. The snapshots of the initial values are dropped before the write, so the variables'
+    buffers are no longer shared and TensorFlow writes into them in place. Each weight is written
+    whole with ``assign``: writing a TensorFlow variable in slices (strided-slice assign, scatter)
+    switches it to copy-on-read for good, and every later read of it (each forward pass) would copy it.
+    Where writes are cheaper together (graph mode: one session run for many layers) they are appended
+    to ``todo``.
     """
     names, variables = adapter.weight_slots(layer)
     shapes = [tuple(int(d) for d in v.shape) for v in variables]
     dtypes = [_np_dtype(v) for v in variables]
     maps = _layer_maps(lp, list(zip(names, shapes)))
-    targets = [adapter.in_place(layer, v) for v in variables]
-    if any(t is None for t in targets) or None in dtypes:
-        need = any(_reads_fresh(m) for m, _ in maps) or None in dtypes
-        fresh = [f for _, f in adapter.get_weights(layer)] if need else [None] * len(maps)
-        arrays = []
-        for (m, src), f, shape, dtype in zip(maps, fresh, shapes, dtypes):
-            if isinstance(m, Fresh) and f is not None:
-                arrays.append(f)  # its own initial value, written back unchanged: no copy needed
-                continue
-            arrays.append(m.apply(src, f if f is not None and _reads_fresh(m) else _placeholder(shape, dtype)))
-        del fresh  # the variables' buffers are then unshared, and are written in place
-        if adapter.defers_writes():
-            todo.append((layer, arrays))
-        else:
-            adapter.set_weights(layer, arrays)
-        return
-    for (m, src), target, shape, dtype in zip(maps, targets, shapes, dtypes):
-        if isinstance(m, Fresh):
-            continue  # the variable holds its initial value already
-        if type(m) is Copy and shape:
-            whole = not _reads_fresh(m)
-            for r0, r1 in row_blocks(shape, dtype):
-                f = _placeholder((r1 - r0,) + shape[1:], dtype) if whole else read_rows(target, r0, r1)
-                write_rows(target, r0, r1, m.rows(r0, r1, src.shape).apply(src, f))
+    need = any(_reads_fresh(m) for m, _ in maps) or None in dtypes
+    fresh = [f for _, f in adapter.get_weights(layer)] if need else [None] * len(maps)
+    arrays = []
+    for (m, src), f, shape, dtype in zip(maps, fresh, shapes, dtypes):
+        if isinstance(m, Fresh) and f is not None:
+            arrays.append(f)  # its own initial value, written back unchanged: no copy needed
             continue
-        f = _placeholder(shape, dtype) if not _reads_fresh(m) else read_rows(target, 0, shape[0]) if shape \
-            else np.array(target.numpy(), copy=True)
-        value = m.apply(src, f)
-        del f
-        target.assign(value)
-    adapter.finish(layer)
+        arrays.append(m.apply(src, f if f is not None and _reads_fresh(m) else _placeholder(shape, dtype)))
+    del fresh  # the variables' buffers are then unshared, and are written in place
+    if adapter.defers_writes():
+        todo.append((layer, arrays))
+    else:
+        adapter.set_weights(layer, arrays)
 
 
 def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:

@@ -86,22 +86,6 @@ class Copy:
                 out += a.offset.reshape(shape).astype(out.dtype)
         return out
 
-    def rows(self, r0: int, r1: int, old_shape: tuple) -> "Copy":
-        """The map of rows ``r0 … r1`` (first axis) of the new array alone: ``rows(r0, r1, s).apply(old,
-        fresh[r0:r1])`` equals ``apply(old, fresh)[r0:r1]``, so a large array can be made a block at a time.
-
-        Args:
-            r0: first new row.
-            r1: one past the last new row.
-            old_shape: the old array's shape (an unchanged first axis is spelled out from it).
-
-        Returns:
-            A :class:`Copy` of the same source.
-        """
-        a = self.axes[0] if self.axes[0] is not None else AxisMap.identity(old_shape[0])
-        cut = AxisMap(a.src[r0:r1], *(None if v is None else v[r0:r1] for v in (a.scale, a.zero, a.offset)))
-        return Copy(self.source, [cut, *self.axes[1:]])
-
     def overwrites_all(self) -> bool:
         """Whether :meth:`apply` sets every entry of the new array from the old one (so the new
         layer's initial value is never read, and need not be drawn at random).

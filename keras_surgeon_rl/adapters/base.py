@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from keras_surgeon_rl.adapters.inplace import tf_variable
 from keras_surgeon_rl.adapters.overwritten import check as overwrite_check
 from keras_surgeon_rl.adapters.overwritten import restore as restore_initializers
 from keras_surgeon_rl.adapters.overwritten import swap as swap_initializers
@@ -342,11 +341,6 @@ class KerasAdapter:
         dup = {n for n, c in Counter(names).items() if c > 1}
         names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
         return names, variables
-
-    def in_place(self, layer, variable):
-        """The TensorFlow variable to write ``variable``'s new value into block by block
-        (:mod:`.inplace`), or ``None`` when the layer's ``set_weights`` must do it."""
-        return tf_variable(layer, variable, self.keras.layers.Layer.set_weights)
 
     def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
         layer.set_weights(arrays)
