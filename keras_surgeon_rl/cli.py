@@ -426,7 +426,7 @@ def cmd_transplant(args) -> int:
         print(plan)
         print("dry run: nothing written")
         return EXIT_OK
-    new = surgeon.transplant(model, spec)
+    new = surgeon.transplant_planned(model, plan)  # the plan just made: planning again would double its cost
     print(new.surgery_report)
     save_model(new, args.output)
     print(f"wrote {args.output} (+ {args.output.name}.ids.json)")

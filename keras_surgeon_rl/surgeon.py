@@ -23,9 +23,12 @@ from keras_surgeon_rl.infer import infer_spec
 from keras_surgeon_rl.planner import LayerPlan, Plan, make_plan
 from keras_surgeon_rl.report import Report
 from keras_surgeon_rl.unit_ids import set_unit_ids
-from keras_surgeon_rl.weights import Copy, Fresh, LayerStats
+from keras_surgeon_rl.weights import Copy, Fresh, Generated, LayerStats
 
 logger = logging.getLogger(__name__)
+
+#: Graph mode writes many layers in one session run; at most this many bytes of new arrays wait for it.
+DEFERRED_BYTES = 64 * 2 ** 20
 
 
 def plan(old_model, spec) -> Plan:
@@ -65,8 +68,26 @@ def transplant(old_model, spec):
         >>> print(new.surgery_report)
     """
     adapter = adapter_for(old_model)
-    p = make_plan(adapter.read(old_model), spec, adapter)
-    new_model = adapter.build(p.new)
+    return transplant_planned(old_model, make_plan(adapter.read(old_model), spec, adapter))
+
+
+def transplant_planned(old_model, p: Plan):
+    """:func:`transplant` from a plan :func:`plan` already made for ``old_model`` (the CLI shows the
+    plan first), without planning again.
+
+    Args:
+        old_model: the model the plan was made for; never modified.
+        p: its plan, as :func:`plan` returned it.
+
+    Returns:
+        The new model, as :func:`transplant` returns it.
+
+    Example:
+        >>> p = plan(model, spec)
+        >>> new = transplant_planned(model, p)
+    """
+    adapter = adapter_for(old_model)
+    new_model = adapter.build(p.new, overwritten(p))
     _fill(p, adapter, new_model, strict=True)
     set_unit_ids(new_model, inputs=p.new.unit_ids["inputs"], layers=p.new.unit_ids["layers"], replace=True)
     new_model.surgery_report = p.report
@@ -123,12 +144,39 @@ def transplant_weights(old_model, new_model, spec) -> Report:
     return p.report
 
 
+def overwritten(p: Plan) -> dict:
+    """Per layer name, the weights whose every entry ``transplant`` overwrites from the plan (a nested
+    model's entry: a dict of its own): the build need not draw random values for them.
+
+    Args:
+        p: the plan.
+
+    Returns:
+        ``{layer name: {weight name, ...} or {nested layer name: ...}}``, without layers that have none.
+    """
+    out: dict = {}
+    for name, lp in p.layers.items():
+        if lp.sub is not None:
+            sub = overwritten(lp.sub)
+            if sub:
+                out[name] = sub
+            continue
+        if lp.old is None:  # an inserted layer: its weights are its own (Generated ones included)
+            full = {w for w, m in lp.maps.items() if isinstance(m, Generated)}
+        else:
+            old = dict(lp.old.weights)
+            full = {w for w, m in lp.maps.items()
+                    if isinstance(m, Generated) or (isinstance(m, Copy) and m.source in old and m.overwrites_all())}
+        if full:
+            out[name] = full
+    return out
+
+
 def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
     """Set every planned layer's weights; into a user's model (not ``strict``) only once all are made and checked."""
     todo: list = []
     _fill_layers(p, adapter, new_model, strict, todo)
-    for layer, arrays in todo:
-        adapter.set_weights(layer, arrays)
+    adapter.set_many(todo)
 
 
 def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
@@ -149,23 +197,84 @@ def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
         if lp.sub is not None:  # a nested model: filled from its own plan
             _fill_layers(lp.sub, adapter, layer, strict, todo)
             continue
-        fresh = adapter.get_weights(layer)
-        arrays = _layer_arrays(lp, fresh)
         if lp.old is None:  # inserted: the plan now knows the sizes
             stats = LayerStats()
-            for (_, f) in fresh:
-                stats.add((0, int(f.size), 0))
+            for v in adapter.weight_slots(layer)[1]:
+                stats.add((0, int(np.prod(tuple(v.shape), dtype=np.int64)), 0))
             lp.report.stats = stats
         if strict:  # a model built from the plan: its shapes fit, and memory stays one layer's arrays
-            adapter.set_weights(layer, arrays)
+            _write_layer(lp, adapter, layer, todo)
+            if sum(a.nbytes for _, arrays in todo for a in arrays) > DEFERRED_BYTES:
+                adapter.set_many(todo)
+                todo.clear()
         else:  # the user's model: a shape error after the first layer must not leave it half-written
-            todo.append((layer, arrays))
+            todo.append((layer, _layer_arrays(lp, adapter.get_weights(layer))))
+
+
+def _reads_fresh(m) -> bool:
+    """Whether map ``m`` reads the new layer's initial value (else a shape-only placeholder will do)."""
+    if isinstance(m, Fresh):
+        return True
+    done = getattr(m, "overwrites_all", None)
+    return not (callable(done) and done())
+
+
+def _placeholder(shape: tuple, dtype) -> np.ndarray:
+    """A read-only array of ``shape`` and ``dtype`` that takes no memory, for a map that reads only those."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+def _np_dtype(variable):
+    dtype = getattr(variable.dtype, "as_numpy_dtype", variable.dtype)  # tf.DType (tf_keras) or a name (Keras 3)
+    try:
+        return np.dtype(dtype)
+    except TypeError:  # bfloat16 and the like: NumPy has no name for it
+        return None
+
+
+def _write_layer(lp: LayerPlan, adapter, layer, todo: list) -> None:
+    """Make a newly built layer's weights from the plan and write them, with as few full-size copies
+    as the framework allows.
+
+    A weight whose every entry is overwritten is never read (a shape-only placeholder stands for its
+    initial value); one that keeps its initial value (:class:`Fresh`) goes back as the snapshot it is,
+    uncopied. The snapshots of the initial values are dropped before the write, so the variables'
+    buffers are no longer shared and TensorFlow writes into them in place. Each weight is written
+    whole with ``assign``: writing a TensorFlow variable in slices (strided-slice assign, scatter)
+    switches it to copy-on-read for good, and every later read of it (each forward pass) would copy it.
+    Where writes are cheaper together (graph mode: one session run for many layers) they are appended
+    to ``todo``.
+    """
+    names, variables = adapter.weight_slots(layer)
+    shapes = [tuple(int(d) for d in v.shape) for v in variables]
+    dtypes = [_np_dtype(v) for v in variables]
+    maps = _layer_maps(lp, list(zip(names, shapes)))
+    need = any(_reads_fresh(m) for m, _ in maps) or None in dtypes
+    fresh = [f for _, f in adapter.get_weights(layer)] if need else [None] * len(maps)
+    arrays = []
+    for (m, src), f, shape, dtype in zip(maps, fresh, shapes, dtypes):
+        if isinstance(m, Fresh) and f is not None:
+            arrays.append(f)  # its own initial value, written back unchanged: no copy needed
+            continue
+        arrays.append(m.apply(src, f if f is not None and _reads_fresh(m) else _placeholder(shape, dtype)))
+    del fresh  # the variables' buffers are then unshared, and are written in place
+    if adapter.defers_writes():
+        todo.append((layer, arrays))
+    else:
+        adapter.set_weights(layer, arrays)
 
 
 def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
+    """The new arrays of a layer from its initial values ``fresh`` (``(name, array)`` per weight)."""
+    maps = _layer_maps(lp, [(name, tuple(f.shape)) for name, f in fresh])
+    return [m.apply(src, f) for (m, src), (_, f) in zip(maps, fresh)]
+
+
+def _layer_maps(lp: LayerPlan, slots: list[tuple[str, tuple]]) -> list[tuple[Any, np.ndarray | None]]:
+    """``(map, old array or None)`` per new weight (``(name, shape)`` in ``slots``), checked against the plan."""
     old = dict(lp.old.weights) if lp.old is not None else {}
     out = []
-    for name, f in fresh:
+    for name, shape in slots:
         m = lp.maps.get(name)
         if m is None:
             if lp.old is not None and name in old:
@@ -179,13 +288,13 @@ def _layer_arrays(lp: LayerPlan, fresh: list[tuple[str, np.ndarray]]) -> list[np
         if isinstance(m, Copy):
             src = old[m.source]
             expected = tuple(len(a.src) if a is not None else d for a, d in zip(m.axes, src.shape))
-            if tuple(f.shape) != expected:
-                raise SurgeryError(f"layer {lp.node.name!r}: weight {name!r} has shape {tuple(f.shape)} in the "
+            if tuple(shape) != expected:
+                raise SurgeryError(f"layer {lp.node.name!r}: weight {name!r} has shape {tuple(shape)} in the "
                                    f"new model, but the spec implies {expected}; build the new model as the spec "
                                    "describes (see surgeon.plan)")
-            out.append(m.apply(src, f))
+            out.append((m, src))
         else:
-            out.append(m.apply(None, f))
+            out.append((m, None))
     return out
 
 

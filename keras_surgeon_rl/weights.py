@@ -86,6 +86,20 @@ class Copy:
                 out += a.offset.reshape(shape).astype(out.dtype)
         return out
 
+    def overwrites_all(self) -> bool:
+        """Whether :meth:`apply` sets every entry of the new array from the old one (so the new
+        layer's initial value is never read, and need not be drawn at random).
+
+        An entry is set when every axis copies its index, or when one axis zeroes it (the rows that
+        read new input units); one left at its fresh value needs, on every axis, an index that is not
+        zeroed, and on some axis one that copies nothing.
+        """
+        free = [None if a is None else (np.ones(a.src.shape, bool) if a.zero is None else ~a.zero.astype(bool))
+                for a in self.axes]
+        if any(f is not None and not f.any() for f in free):
+            return True
+        return all(a is None or bool((a.src[f] >= 0).all()) for a, f in zip(self.axes, free))
+
     def counts(self, old_shape: tuple, new_shape: tuple) -> tuple[int, int, int]:
         """(copied, initialized, dropped) entry counts, each between 0 and the array's size.
 
@@ -143,6 +157,9 @@ class Generated:
     def apply(self, old, fresh: np.ndarray) -> np.ndarray:
         return np.asarray(self.make(fresh.shape, fresh.dtype), dtype=fresh.dtype)
 
+    def overwrites_all(self) -> bool:
+        return True
+
     def counts(self, old_shape, new_shape) -> tuple[int, int, int]:
         return 0, int(np.prod(new_shape)), 0
 
@@ -156,6 +173,9 @@ class Fresh:
 
     def apply(self, old, fresh: np.ndarray) -> np.ndarray:
         return np.array(fresh, copy=True)
+
+    def overwrites_all(self) -> bool:
+        return False
 
     def counts(self, old_shape, new_shape) -> tuple[int, int, int]:
         dropped = int(np.prod(old_shape)) if old_shape is not None else 0

@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from keras_surgeon_rl.adapters.overwritten import check as overwrite_check
+from keras_surgeon_rl.adapters.overwritten import restore as restore_initializers
+from keras_surgeon_rl.adapters.overwritten import swap as swap_initializers
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Graph, Node, call_name
 from keras_surgeon_rl.rules.registry import names_foreign_object
@@ -48,6 +51,8 @@ class KerasAdapter:
 
     flavour = ""
     keras: Any = None
+    #: While :meth:`read` runs in graph mode: every weight's value, fetched in one go, by ``id(variable)``.
+    _prefetched: dict | None = None
 
     # Reading ---------------------------------------------------------------------------------
     def read(self, model) -> Graph:
@@ -63,13 +68,20 @@ class KerasAdapter:
             raise SurgeryError(f"model {model.name!r} takes its inputs as a dict; the surgeon works on models whose "
                                "inputs are one tensor or a list. Build it as Model([a, b, ...], outputs) with the "
                                "same layers")
-        if isinstance(model, self.keras.Sequential):
-            graph = self._read_sequential(model)
-        elif getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
-            raise SurgeryError(f"model {model.name!r} is a subclassed or unbuilt model with no layer graph; "
-                               "the surgeon works on Functional and built Sequential models")
-        else:
-            graph = self._read_functional(model)
+        owner = self._prefetched is None  # a nested model is read within its outer model's read
+        if owner:
+            self._prefetched = self._fetch_all(model)
+        try:
+            if isinstance(model, self.keras.Sequential):
+                graph = self._read_sequential(model)
+            elif getattr(model, "_is_graph_network", None) is False or not hasattr(model, "inputs") or not model.inputs:
+                raise SurgeryError(f"model {model.name!r} is a subclassed or unbuilt model with no layer graph; "
+                                   "the surgeon works on Functional and built Sequential models")
+            else:
+                graph = self._read_functional(model)
+        finally:
+            if owner:
+                self._prefetched = None
         graph.unit_ids = get_unit_ids(model)
         _hand_down(graph)
         return graph
@@ -233,20 +245,46 @@ class KerasAdapter:
         return shape[:-1] + (units,)
 
     # Building ----------------------------------------------------------------------------------
-    def build(self, graph: Graph):
-        """A new model of this flavour from ``graph``, with freshly initialized weights."""
+    def build(self, graph: Graph, overwritten: dict | None = None):
+        """A new model of this flavour from ``graph``, with freshly initialized weights.
+
+        Args:
+            graph: the model to build.
+            overwritten: per layer name, the names of the weights whose every entry the caller will
+                overwrite (a nested model's entry: a dict of its own). Where the layer's initializer
+                can be named (:mod:`.overwritten`), those weights start as zeros instead of random
+                draws, which saves most of a large model's build; every other weight is drawn from
+                its initializer as usual, and the model's config is the same either way.
+
+        Returns:
+            The built model.
+
+        Example:
+            >>> model = adapter.build(plan.new, {"h1": {"kernel", "bias"}})   # h1 is copied whole
+        """
+        if not overwritten:
+            return self._build(graph, {}, [])
+        swaps: list = []
+        try:
+            model = self._build(graph, overwritten, swaps)
+            ok = overwrite_check(swaps, self._shapes)
+        finally:
+            restore_initializers(swaps)
+        return model if ok else self._build(graph, {}, [])
+
+    def _build(self, graph: Graph, overwritten: dict, swaps: list):
         k = self.keras
         inputs = {n: k.Input(shape=graph.nodes[n].output_shape, dtype=graph.nodes[n].dtype, name=n)
                   for n in graph.inputs}
         layers = [n for n in graph.nodes.values() if not n.is_input]
         if graph.sequential and graph.is_chain():
-            made = [self._make(n) for n in layers]
+            made = [self._make(n, overwritten, swaps) for n in layers]
             return k.Sequential([inputs[graph.inputs[0]]] + made, name=graph.name)
         tensors = dict(inputs)
         made: dict = {}
         for node in layers:
             if node.layer not in made:  # a shared layer is made once and called once per node
-                made[node.layer] = self._make(node)
+                made[node.layer] = self._make(node, overwritten, swaps)
             layer = made[node.layer]
             args = [tensors[n] for n in node.inbound]
             tensors[node.name] = layer(*call_args(node, args), **node.call_kwargs)
@@ -254,17 +292,46 @@ class KerasAdapter:
         outs = [tensors[n] for n in graph.outputs]
         return k.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0], name=graph.name)
 
-    def _make(self, node: Node):
+    def _make(self, node: Node, overwritten: dict, swaps: list):
         """A new layer for ``node``: from its config, or, for a nested model, built from its graph."""
+        todo = overwritten.get(node.name)
         if node.subgraph is not None:
-            return self.build(node.subgraph)
-        return node.layer_class.from_config(dict(node.config))
+            return self._build(node.subgraph, todo if isinstance(todo, dict) else {}, swaps)
+        layer = node.layer_class.from_config(dict(node.config))
+        if todo and not isinstance(todo, dict):
+            swap_initializers(layer, todo, self.keras.initializers.Zeros(), swaps)
+        return layer
 
     def get_weights(self, layer) -> list[tuple[str, np.ndarray]]:
         """``(short name, value)`` per weight of ``layer``: NumPy arrays that nothing else writes to.
 
         The values are snapshots: later changes to the layer do not reach them (see
         :func:`snapshot`).
+        """
+        names, variables = self.weight_slots(layer)
+        have = self._prefetched or {}
+        if variables and all(id(v) in have for v in variables):
+            return list(zip(names, (have[id(v)] for v in variables)))
+        return list(zip(names, snapshot(layer, variables)))
+
+    def _fetch_all(self, model) -> dict:
+        """Every weight's value of ``model`` by ``id(variable)`` where one fetch is cheaper than one per
+        layer (graph mode: one session run); empty elsewhere (eager snapshots cost nothing)."""
+        return {}
+
+    def _shapes(self, layer) -> list[tuple[str, Any]]:
+        """``(short name, variable)`` per weight: what :func:`.overwritten.check` reads (shapes only,
+        so nothing is fetched from the framework)."""
+        return list(zip(*self.weight_slots(layer)))
+
+    def weight_slots(self, layer) -> tuple[list[str], list]:
+        """The short names :meth:`get_weights` gives ``layer``'s weights, and the variables, unread.
+
+        Args:
+            layer: a layer (or a weightless ``keras.ops`` operation).
+
+        Returns:
+            ``(names, variables)`` in ``layer.weights`` order.
         """
         variables = list(getattr(layer, "weights", ()))  # a keras.ops operation has none
         names = [short_name(v) for v in variables]
@@ -273,10 +340,23 @@ class KerasAdapter:
         names = [f"variable#{i}" if _AUTO_NAME.fullmatch(n) else n for i, n in enumerate(names)]
         dup = {n for n, c in Counter(names).items() if c > 1}
         names = [f"{n}#{i}" if n in dup else n for i, n in enumerate(names)]
-        return list(zip(names, snapshot(layer, variables)))
+        return names, variables
 
     def set_weights(self, layer, arrays: list[np.ndarray]) -> None:
         layer.set_weights(arrays)
+        self.finish(layer)
+
+    def set_many(self, pairs: list) -> None:
+        """:meth:`set_weights` for each ``(layer, arrays)`` in ``pairs``, in order."""
+        for layer, arrays in pairs:
+            self.set_weights(layer, arrays)
+
+    def defers_writes(self) -> bool:
+        """Whether :meth:`set_many` is cheaper than one :meth:`set_weights` per layer (graph mode)."""
+        return False
+
+    def finish(self, layer) -> None:
+        """What a layer needs once its weights are written (after :meth:`set_weights`, or in place)."""
         if callable(getattr(layer, "finalize_state", None)):
             layer.finalize_state()  # Keras 3's Normalization derives its mean/variance from the weights here
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import tf_keras
 
 from keras_surgeon_rl.adapters.base import KerasAdapter
@@ -35,6 +36,37 @@ def _positional(layer) -> list[str]:
 class TfKerasAdapter(KerasAdapter):
     flavour = "tf_keras"
     keras = tf_keras
+
+    def _fetch_all(self, model) -> dict:
+        if not self.defers_writes():
+            return {}
+        variables = list(model.weights)
+        values = tf_keras.backend.batch_get_value(variables)  # new NumPy arrays: nothing else writes to them
+        return {id(v): np.asarray(a) for v, a in zip(variables, values)}
+
+    def defers_writes(self) -> bool:
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+
+    def set_many(self, pairs: list) -> None:
+        """In graph mode (keras-rl2) every layer's arrays in one session run, not one run per layer."""
+        if not pairs or not self.defers_writes():
+            return super().set_many(pairs)
+        from tf_keras.src.engine import base_layer, base_layer_v1
+
+        plain = (base_layer.Layer.set_weights, base_layer_v1.Layer.set_weights)
+        tuples = []
+        for layer, arrays in pairs:
+            variables = layer.weights
+            if type(layer).set_weights not in plain or len(variables) != len(arrays) or any(
+                    tuple(int(d) for d in v.shape) != tuple(a.shape) for v, a in zip(variables, arrays)):
+                layer.set_weights(arrays)  # its own set_weights, or Keras's error message
+            else:
+                tuples += zip(variables, arrays)
+        tf_keras.backend.batch_set_value(tuples)
+        for layer, _ in pairs:
+            self.finish(layer)
 
     def _first_call(self, layer) -> int:
         # a nested model built on an Input has a call of its own first, which configs do not count

@@ -26,6 +26,7 @@ from rl.policy import Policy
 from rl.util import AdditionalUpdatesOptimizer
 
 from keras_surgeon_rl import surgeon
+from keras_surgeon_rl.adapters import adapter_for
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
 from keras_surgeon_rl.rl.compat import setup
@@ -145,13 +146,15 @@ def _agent_model(network, dueling: bool, nb_actions: int):
 
 def _copy_into(agent_model, network, dueling: bool) -> None:
     """Weights of ``network`` into an agent model built from it (the dueling head by position)."""
+    pairs = []
     for layer in network.layers:
         if not layer.weights:
             continue
-        if dueling and layer is network.layers[-1]:
-            agent_model.layers[-2].set_weights(layer.get_weights())
-        else:
-            agent_model.get_layer(layer.name).set_weights(layer.get_weights())
+        target = agent_model.layers[-2] if dueling and layer is network.layers[-1] else agent_model.get_layer(layer.name)
+        pairs.append((target, layer))
+    # one session run to read and one to write (graph mode), not two per layer
+    values = iter(tf_keras.backend.batch_get_value([w for _, layer in pairs for w in layer.weights]))
+    adapter_for(agent_model).set_many([(target, [next(values) for _ in layer.weights]) for target, layer in pairs])
 
 
 def state_for_agent(state: dict, network, agent: DQNAgent) -> dict:

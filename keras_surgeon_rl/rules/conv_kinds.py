@@ -204,6 +204,9 @@ class GroupedCopy(Copy):
             out[..., f] = part.apply(old, fresh[..., f])
         return out
 
+    def overwrites_all(self) -> bool:
+        return all(part.overwrites_all() for _, part in self.parts)
+
     def counts(self, old_shape: tuple, new_shape: tuple) -> tuple[int, int, int]:
         copied = used = 0
         for f, part in self.parts:

@@ -40,3 +40,27 @@ def test_surgery_on_a_model_an_agent_compiled():
     assert surgeon.verify(model, new, spec) <= 1e-5
     for a, b in zip(before, model.get_weights()):
         assert a.tobytes() == b.tobytes()
+
+
+def test_graph_mode_reads_and_writes_the_whole_model_in_few_session_runs(monkeypatch):
+    """One session run reads every old weight and one writes every new one, however many layers,
+    and the outputs are still the old model's."""
+    layers = [tf_keras.layers.Flatten(input_shape=(1, 3), name="flat")]
+    layers += [tf_keras.layers.Dense(6, activation="relu", name=f"h{i}") for i in range(8)]
+    model = tf_keras.Sequential(layers + [tf_keras.layers.Dense(2, name="q")], name="deep")
+    spec = {"inputs": {"old": [0, 1, 2], "new": [0, 1, 2, 3]}, "outputs": {"old": [0, 1], "new": [0, 1, 2]}}
+    surgeon.transplant(model, spec)  # warm-up
+    runs = []
+    real_run = tf.compat.v1.Session.run
+
+    def counting(self, fetches, *args, **kwargs):
+        runs.append(fetches)
+        return real_run(self, fetches, *args, **kwargs)
+
+    monkeypatch.setattr(tf.compat.v1.Session, "run", counting)
+    new = surgeon.transplant(model, spec)
+    monkeypatch.undo()
+    # one read, one write, and tf_keras's own runs that initialize the new variables (two here): a
+    # number that does not grow with the layers (a run per layer to read and to write made 20 and more)
+    assert len(runs) <= 6, f"{len(runs)} session runs for a 10-layer model: {runs}"
+    assert surgeon.verify(model, new, spec) <= 1e-5

@@ -1,0 +1,54 @@
+"""transplant writes the new weights with as few full-size copies as the framework allows (issue #19):
+a weight overwritten whole is never read from the new layer, and a large weight costs two transient
+full-size copies at most on its way into its variable (the new array, and TensorFlow's copy of it
+when it converts the array to a tensor; writing the variable in slices instead would switch it to
+copy-on-read for good, so that every forward pass copied it)."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from keras_surgeon_rl import surgeon
+from keras_surgeon_rl.adapters.base import KerasAdapter
+
+from conftest import mlp
+
+
+def test_weights_overwritten_whole_are_not_read_from_the_new_layers(K, monkeypatch):
+    old = mlp(K, n_in=5, hidden=(12, 9), n_out=3)
+    spec = {"inputs": {"old": list(range(5)), "new": [0, 1, 5, 2, 3, 4]},  # a new input: its row is zeroed
+            "units": {"h1": 11},                                            # h1's new units keep their init
+            "outputs": {"old": [0, 1, 2], "new": [0, 1, 2, 3]}}
+    read = []
+    real = KerasAdapter.get_weights
+    monkeypatch.setattr(KerasAdapter, "get_weights", lambda self, layer: read.append(layer) or real(self, layer))
+    new = surgeon.transplant(old, spec)
+    assert {layer.name for layer in read if layer not in old.layers} == {"h1", "q"}  # new units or outputs
+    assert surgeon.verify(old, new, spec) < 1e-5
+    kernel = new.get_layer("h1").get_weights()[0]
+    assert np.abs(kernel[:, 9:]).max() > 0  # h1's new units came from the initializer
+    np.testing.assert_array_equal(new.get_layer("h0").get_weights()[0][2], 0)  # the new input's row
+
+
+@pytest.mark.parametrize("widen", [False, True], ids=["copied-whole", "new-units"])
+def test_two_transient_copies_of_a_large_weight_at_most(K, widen):
+    n_in, units = 2048, 4096  # a 32 MB kernel
+    old = K.Sequential([K.Input((n_in,), name="obs"), K.layers.Dense(units, name="big"),
+                        K.layers.Dense(2, name="q")], name="big_net")
+    spec = {"inputs": {"old": list(range(n_in)), "new": list(range(n_in + 1))}}
+    if widen:
+        spec["units"] = {"big": units + 64}
+    kernel_bytes = (n_in + 1) * (units + 64 * widen) * 4
+    surgeon.transplant(old, spec)  # warm-up: first-call allocations are not the surgery's
+    tracemalloc.start()
+    try:
+        new = surgeon.transplant(old, spec)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # the new kernel made once in NumPy, and TensorFlow's conversion of it (no copy of the initial values)
+    assert peak < 2.25 * kernel_bytes, f"traced NumPy peak {peak / 2**20:.1f} MB, kernel {kernel_bytes / 2**20:.1f} MB"
+    kernel = new.get_layer("big").get_weights()[0]
+    np.testing.assert_array_equal(kernel[:n_in, :units], old.get_layer("big").get_weights()[0])
+    np.testing.assert_array_equal(kernel[n_in], 0)  # the new input's row reads nothing yet
