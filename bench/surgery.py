@@ -385,22 +385,13 @@ def worker(model_name: str, flavour: str, method: str, runs: int) -> dict:
         template = ours()
         ops = {"ours": ours, **_floors(K, template, template.get_weights()),
                "staged": lambda: _staged(old, spec)}
-        for op in ops.values():
-            op()  # warm-up
-        times: dict[str, list] = {name: [] for name in ops}
         stages = []
-        names = list(ops)
-        for r in range(runs):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                gc.collect()
-                t0 = time.perf_counter()
-                result = ops[name]()
-                times[name].append(time.perf_counter() - t0)
-                if name == "staged":
-                    stages.append(result[1])
-                del result
-        out["times"] = times
-        out["medians"] = {name: statistics.median(t) for name, t in times.items()}
+
+        def keep_stages(name, result):
+            if name == "staged":
+                stages.append(result[1])
+
+        out.update(_interleaved(ops, runs, keep=keep_stages))
         out["median"] = out["medians"]["ours"]
         out["stages"] = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
         out["stage_runs"] = stages
@@ -447,9 +438,10 @@ def profile_worker(model_name: str, flavour: str, runs: int, out_dir: Path) -> d
 # ------------------------------------------------------------------------------------------------
 # End-to-end figures: what a user waits for
 # ------------------------------------------------------------------------------------------------
-def _interleaved(ops: dict, runs: int) -> dict:
+def _interleaved(ops: dict, runs: int, keep=None) -> dict:
     """Median seconds per op over ``runs`` rounds (one run of each op per round, the order rotating),
-    after one warm-up run of each."""
+    after one warm-up run of each. ``keep(name, result)``, if given, sees each timed run's result
+    before it is dropped."""
     for op in ops.values():
         op()
     times: dict[str, list] = {name: [] for name in ops}
@@ -460,6 +452,8 @@ def _interleaved(ops: dict, runs: int) -> dict:
             t0 = time.perf_counter()
             result = ops[name]()
             times[name].append(time.perf_counter() - t0)
+            if keep is not None:
+                keep(name, result)
             del result
     return {"times": times, "medians": {name: statistics.median(t) for name, t in times.items()}}
 
