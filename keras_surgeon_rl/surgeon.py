@@ -23,7 +23,7 @@ from keras_surgeon_rl.infer import infer_spec
 from keras_surgeon_rl.planner import LayerPlan, Plan, make_plan
 from keras_surgeon_rl.report import Report
 from keras_surgeon_rl.unit_ids import set_unit_ids
-from keras_surgeon_rl.weights import Copy, Fresh, Generated, LayerStats
+from keras_surgeon_rl.weights import Copy, Fresh, LayerStats
 
 logger = logging.getLogger(__name__)
 
@@ -161,12 +161,9 @@ def overwritten(p: Plan) -> dict:
             if sub:
                 out[name] = sub
             continue
-        if lp.old is None:  # an inserted layer: its weights are its own (Generated ones included)
-            full = {w for w, m in lp.maps.items() if isinstance(m, Generated)}
-        else:
-            old = dict(lp.old.weights)
-            full = {w for w, m in lp.maps.items()
-                    if isinstance(m, Generated) or (isinstance(m, Copy) and m.source in old and m.overwrites_all())}
+        old = dict(lp.old.weights) if lp.old is not None else {}  # an inserted layer has none
+        # the same test _write_layer uses to skip reading a weight's initial value
+        full = {w for w, m in lp.maps.items() if not _reads_fresh(m) and (not isinstance(m, Copy) or m.source in old)}
         if full:
             out[name] = full
     return out
