@@ -51,18 +51,41 @@ class Copy:
     def _resolved(self, old_shape: tuple) -> list[AxisMap]:
         return [a if a is not None else AxisMap.identity(d) for a, d in zip(self.axes, old_shape)]
 
-    def apply(self, old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    def apply(self, old: np.ndarray, fresh: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The new array from the old array ``old`` and the new layer's initial value ``fresh``.
+
+        Args:
+            old: the old array ``source``.
+            fresh: the new layer's initial value (only its shape and dtype are read when
+                :meth:`overwrites_all`; a broadcast placeholder will do).
+            out: optional array of ``fresh``'s shape and dtype to write the result into (its
+                contents are overwritten), instead of a new one.
+
+        Returns:
+            The new array (``out`` when given).
+
+        Example:
+            >>> Copy("kernel", [AxisMap(np.array([1, 0])), None]).apply(np.eye(2), np.zeros((2, 2)))
+            array([[0., 1.],
+                   [1., 0.]])
+        """
         axes = self._resolved(old.shape)
         if len(axes) != old.ndim or len(axes) != fresh.ndim:
             raise ValueError(f"map for {self.source!r} has {len(axes)} axes, arrays have "
                              f"{old.ndim} (old) and {fresh.ndim} (new)")
         keep = [np.flatnonzero(a.src >= 0) for a in axes]
+        if out is not None and (out.shape != fresh.shape or out.dtype != fresh.dtype):
+            raise ValueError(f"map for {self.source!r}: out has shape {out.shape} and dtype {out.dtype}, "
+                             f"the new array {fresh.shape} and {fresh.dtype}")
         if all(k.size == n for k, n in zip(keep, fresh.shape)):
             # every entry is copied (the common case: an unchanged or only rewired array), so the
             # fresh values and the zeroing would all be overwritten
-            out = np.empty(fresh.shape, dtype=fresh.dtype)
+            out = np.empty(fresh.shape, dtype=fresh.dtype) if out is None else out
         else:
-            out = np.array(fresh, dtype=fresh.dtype, copy=True)
+            if out is None:
+                out = np.array(fresh, dtype=fresh.dtype, copy=True)
+            else:
+                out[...] = fresh
             for ax, a in enumerate(axes):
                 if a.zero is not None and a.zero.any():
                     index = [slice(None)] * out.ndim
@@ -154,8 +177,12 @@ class Generated:
     what: str = "generated"
     shape: Optional[tuple] = None  # the array's shape, where the plan knows it before building
 
-    def apply(self, old, fresh: np.ndarray) -> np.ndarray:
-        return np.asarray(self.make(fresh.shape, fresh.dtype), dtype=fresh.dtype)
+    def apply(self, old, fresh: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        value = np.asarray(self.make(fresh.shape, fresh.dtype), dtype=fresh.dtype)
+        if out is None:
+            return value
+        out[...] = value
+        return out
 
     def overwrites_all(self) -> bool:
         return True
