@@ -254,7 +254,10 @@ class KerasAdapter:
                 overwrite (a nested model's entry: a dict of its own). Where the layer's initializer
                 can be named (:mod:`.overwritten`), those weights start as zeros instead of random
                 draws, which saves most of a large model's build; every other weight is drawn from
-                its initializer as usual, and the model's config is the same either way.
+                its initializer as usual, and the model's config is the same either way. A layer's
+                names may be a dict of each to ``value(shape, dtype)`` (or ``None``): the weight is
+                then created holding what that returns, where it returns anything (see
+                :class:`.overwritten.Placeholder`).
 
         Returns:
             The built model.
@@ -298,7 +301,7 @@ class KerasAdapter:
         if node.subgraph is not None:
             return self._build(node.subgraph, todo if isinstance(todo, dict) else {}, swaps)
         layer = node.layer_class.from_config(dict(node.config))
-        if todo and not isinstance(todo, dict):
+        if todo:  # weight names, or a dict of them to their final values' makers
             swap_initializers(layer, todo, self.keras.initializers.Zeros(), swaps)
         return layer
 
@@ -351,6 +354,25 @@ class KerasAdapter:
         for layer, arrays in pairs:
             self.set_weights(layer, arrays)
 
+    def adopt(self, array: np.ndarray):
+        """A tensor that holds ``array``'s memory, not a copy of it, for a new variable to be created
+        holding (a variable made from a tensor shares its buffer); ``None`` where the framework cannot.
+
+        Only in eager TensorFlow; ``array`` must be C-contiguous and aligned as TensorFlow aligns its
+        own buffers (:func:`aligned_empty`), and nothing may write to it afterwards.
+
+        Args:
+            array: the value, made for this purpose only.
+
+        Returns:
+            The tensor, or ``None``.
+
+        Example:
+            >>> out = aligned_empty((3920, 512), np.dtype("float32"))
+            >>> tensor = adapter.adopt(out)      # what a layer's initializer may return
+        """
+        return adopt(array)
+
     def defers_writes(self) -> bool:
         """Whether :meth:`set_many` is cheaper than one :meth:`set_weights` per layer (graph mode)."""
         return False
@@ -386,6 +408,54 @@ def snapshot(layer, variables: list | None = None) -> list[np.ndarray]:
     if all(v is not None for v in views):
         return views
     return [w if w.flags.owndata else np.array(w, copy=True) for w in (np.asarray(a) for a in layer.get_weights())]
+
+
+#: Bytes TensorFlow aligns its CPU buffers to (Eigen's widest vector loads assume it).
+TF_ALIGN = 64
+
+
+def aligned_empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An uninitialized C-contiguous array whose data starts on a :data:`TF_ALIGN` boundary.
+
+    Args:
+        shape: its shape.
+        dtype: its NumPy dtype.
+
+    Returns:
+        The array (a view into a slightly larger byte buffer).
+
+    Example:
+        >>> aligned_empty((4, 3), np.dtype("float32")).ctypes.data % TF_ALIGN
+        0
+    """
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n + TF_ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % TF_ALIGN
+    return raw[start:start + n].view(dtype).reshape(shape)
+
+
+def adopt(array: np.ndarray):
+    """An eager TensorFlow tensor over ``array``'s memory (through DLPack, no copy), or ``None``
+    (no TensorFlow, graph mode, an unaligned array, or a dtype DLPack does not carry).
+
+    Args:
+        array: a C-contiguous, writable, :data:`TF_ALIGN`-aligned array nothing else will write to.
+
+    Returns:
+        The tensor, or ``None``.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not tf.executing_eagerly() or array.size == 0 or array.ctypes.data % TF_ALIGN:
+        return None
+    try:
+        tensor = tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+        view = np.asarray(memoryview(tensor))
+    except Exception:  # an old NumPy or TensorFlow, or a dtype DLPack does not carry
+        return None
+    if view.ctypes.data != array.ctypes.data or view.shape != array.shape or view.dtype != array.dtype:
+        return None
+    return tensor
 
 
 def _tensor_view(variable) -> np.ndarray | None:

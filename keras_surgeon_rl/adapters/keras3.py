@@ -28,6 +28,11 @@ class Keras3Adapter(KerasAdapter):
     flavour = "keras3"
     keras = keras
 
+    def adopt(self, array):
+        if keras.backend.backend() != "tensorflow":  # another backend's variables take no tf tensor
+            return None
+        return super().adopt(array)
+
     def _operation(self, model, name: str):
         """A layer, or a raw ``keras.ops`` call in the graph (``h + x``, ``keras.ops.relu(h)``): an
         operation without weights, rebuilt from its config and called like a layer."""

@@ -8,6 +8,11 @@ is swapped for a :class:`Placeholder` that makes zeros, and swapped back once th
 so the layer's config (``get_config``, ``to_json``, a saved model) still names the user's
 initializer. Weights with new entries keep their initializer and are drawn as before.
 
+Where the caller can make the weight's final value already (eager TensorFlow), the placeholder
+returns that instead of zeros, and the variable is created holding it: no zeros tensor, no later
+write, and no second full-size copy (the value is handed to TensorFlow without copying, see
+:func:`keras_surgeon_rl.adapters.base.adopt`).
+
 Only Keras's own layers are treated this way, and only where the initializer attribute can be named
 from the weight's name; :func:`check` confirms afterwards that each placeholder made exactly the one
 weight it stood for, or the caller builds again the ordinary way.
@@ -33,20 +38,30 @@ _OWN_PACKAGES = ("keras", "tf_keras")
 
 
 class Placeholder:
-    """An initializer that makes zeros and records each call's shape.
+    """An initializer that makes zeros, or the weight's final value, and records each call's shape.
 
     Attributes:
         weight: the weight it stands for.
         calls: the shapes it was called with.
+        value: optional ``value(shape, dtype)`` giving the weight's final value (a tensor the new
+            variable may hold as it is), or ``None`` where it cannot (zeros are made then).
+        made: how many calls returned a final value rather than zeros.
     """
 
-    def __init__(self, weight: str, zeros: Any):
+    def __init__(self, weight: str, zeros: Any, value: Any = None):
         self.weight = weight
         self.calls: list[tuple] = []
+        self.value = value
+        self.made = 0
         self._zeros = zeros
 
     def __call__(self, shape, dtype=None, **kwargs):
         self.calls.append(tuple(int(d) for d in shape))
+        if self.value is not None:
+            final = self.value(tuple(int(d) for d in shape), dtype)
+            if final is not None:
+                self.made += 1
+                return final
         return self._zeros(shape, dtype=dtype)
 
 
@@ -88,15 +103,17 @@ def swap(layer, weights, zeros, swaps: list) -> None:
 
     Args:
         layer: a layer, not yet built.
-        weights: short names of the weights whose every entry will be overwritten.
+        weights: short names of the weights whose every entry will be overwritten; or a dict of
+            them to ``value(shape, dtype)`` (see :class:`Placeholder`) or ``None``.
         zeros: the flavour's zeros initializer (called as ``zeros(shape, dtype=dtype)``).
         swaps: list the :class:`Swap` records are appended to, for :func:`check` and :func:`restore`.
     """
+    values = weights if isinstance(weights, dict) else {}
     for weight in sorted(weights):
         attribute = initializer_attribute(layer, weight)
         if attribute is None:
             continue
-        placeholder = Placeholder(weight, zeros)
+        placeholder = Placeholder(weight, zeros, values.get(weight))
         swaps.append(Swap(layer, attribute, getattr(layer, attribute), placeholder))
         object.__setattr__(layer, attribute, placeholder)
 
