@@ -311,7 +311,7 @@ def _staged(old, spec) -> tuple[object, dict]:
     """``surgeon.transplant`` cut into its stages, each timed."""
     from keras_surgeon_rl.adapters import adapter_for
     from keras_surgeon_rl.planner import make_plan
-    from keras_surgeon_rl.surgeon import _fill, overwritten
+    from keras_surgeon_rl.surgeon import _fill, build_planned
     from keras_surgeon_rl.unit_ids import set_unit_ids
 
     t0 = time.perf_counter()
@@ -320,9 +320,9 @@ def _staged(old, spec) -> tuple[object, dict]:
     t1 = time.perf_counter()
     p = make_plan(graph, spec, adapter)
     t2 = time.perf_counter()
-    new = adapter.build(p.new, overwritten(p))
+    new, finals = build_planned(p, adapter)
     t3 = time.perf_counter()
-    _fill(p, adapter, new, strict=True)
+    _fill(p, adapter, new, strict=True, finals=finals)
     t4 = time.perf_counter()
     set_unit_ids(new, inputs=p.new.unit_ids["inputs"], layers=p.new.unit_ids["layers"], replace=True)
     new.surgery_report = p.report

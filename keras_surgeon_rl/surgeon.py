@@ -17,13 +17,14 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_surgeon_rl.adapters import adapter_for
+from keras_surgeon_rl.adapters.base import _tensor_view, aligned_empty
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
 from keras_surgeon_rl.infer import infer_spec
 from keras_surgeon_rl.planner import LayerPlan, Plan, make_plan
 from keras_surgeon_rl.report import Report
 from keras_surgeon_rl.unit_ids import set_unit_ids
-from keras_surgeon_rl.weights import Copy, Fresh, LayerStats
+from keras_surgeon_rl.weights import Copy, Fresh, Generated, LayerStats
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ def transplant_planned(old_model, p: Plan):
         >>> new = transplant_planned(model, p)
     """
     adapter = adapter_for(old_model)
-    new_model = adapter.build(p.new, overwritten(p))
-    _fill(p, adapter, new_model, strict=True)
+    new_model, finals = build_planned(p, adapter)
+    _fill(p, adapter, new_model, strict=True, finals=finals)
     set_unit_ids(new_model, inputs=p.new.unit_ids["inputs"], layers=p.new.unit_ids["layers"], replace=True)
     new_model.surgery_report = p.report
     logger.info("surgery on %r: %s parameters copied, %s initialized, %s dropped", old_model.name,
@@ -144,39 +145,114 @@ def transplant_weights(old_model, new_model, spec) -> Report:
     return p.report
 
 
-def overwritten(p: Plan) -> dict:
+def overwritten(p: Plan, finals: dict | None = None, adopt=None) -> dict:
     """Per layer name, the weights whose every entry ``transplant`` overwrites from the plan (a nested
     model's entry: a dict of its own): the build need not draw random values for them.
 
     Args:
         p: the plan.
+        finals: optional dict that gets, per ``id(layer plan)``, a :class:`_Final` per such weight
+            (the maker of its final value); the layer's entry is then that dict of them.
+        adopt: with ``finals``, the adapter's :meth:`~keras_surgeon_rl.adapters.base.KerasAdapter.adopt`.
 
     Returns:
         ``{layer name: {weight name, ...} or {nested layer name: ...}}``, without layers that have none.
+
+    Example:
+        >>> overwritten(plan)
+        {'c1': {'bias', 'kernel'}, 'fc': {'bias', 'kernel'}}
     """
     out: dict = {}
     for name, lp in p.layers.items():
         if lp.sub is not None:
-            sub = overwritten(lp.sub)
+            sub = overwritten(lp.sub, finals, adopt)
             if sub:
                 out[name] = sub
             continue
         old = dict(lp.old.weights) if lp.old is not None else {}  # an inserted layer has none
         # the same test _write_layer uses to skip reading a weight's initial value
         full = {w for w, m in lp.maps.items() if not _reads_fresh(m) and (not isinstance(m, Copy) or m.source in old)}
+        if full and finals is not None:
+            full = finals[id(lp)] = {w: _Final(lp, w, adopt) for w in sorted(full)}
         if full:
             out[name] = full
     return out
 
 
-def _fill(p: Plan, adapter, new_model, strict: bool) -> None:
-    """Set every planned layer's weights; into a user's model (not ``strict``) only once all are made and checked."""
+def build_planned(p: Plan, adapter) -> tuple[Any, dict]:
+    """The new model of plan ``p``, with the weights it overwrites whole created holding their final
+    values where the framework allows (eager TensorFlow), else zeros (see :func:`overwritten`).
+
+    Args:
+        p: the plan.
+        adapter: the old model's adapter.
+
+    Returns:
+        ``(model, finals)``: ``finals`` for :func:`_fill`, which writes only the weights that do not
+        hold their final values yet.
+
+    Example:
+        >>> new, finals = build_planned(p, adapter)
+        >>> _fill(p, adapter, new, strict=True, finals=finals)
+    """
+    finals: dict = {}
+    return adapter.build(p.new, overwritten(p, finals, adapter.adopt)), finals
+
+
+class _Final:
+    """The final value of one weight that the plan overwrites whole, made when the build asks for it:
+    written once into a new aligned array that TensorFlow then holds without copying, so the variable
+    is created holding it (no zeros tensor, no ``assign``, no conversion copy)."""
+
+    def __init__(self, lp: LayerPlan, weight: str, adopt):
+        self.lp, self.weight, self._adopt = lp, weight, adopt
+        self.array: np.ndarray | None = None  # kept until the fill has checked the variable holds it
+
+    def __call__(self, shape: tuple, dtype):
+        m = self.lp.maps[self.weight]
+        dtype = _dtype_of(dtype)
+        if dtype is None or self.array is not None or not isinstance(m, (Copy, Generated)):
+            return None
+        src = None
+        if isinstance(m, Copy):  # a shape the plan does not expect: the fill's checks say so later
+            src = dict(self.lp.old.weights)[m.source]
+            if tuple(shape) != tuple(len(a.src) if a is not None else d for a, d in zip(m.axes, src.shape)):
+                return None
+        out = aligned_empty(shape, dtype)
+        m.apply(src, _placeholder(shape, dtype), out=out)
+        tensor = self._adopt(out)
+        if tensor is not None:
+            self.array = out
+        return tensor
+
+    def holds(self, variable) -> bool:
+        """Whether ``variable``'s buffer is the array this made (so it holds the final value)."""
+        if self.array is None:
+            return False
+        view = _tensor_view(variable)
+        return view is not None and view.ctypes.data == self.array.ctypes.data and view.shape == self.array.shape
+
+
+def _dtype_of(dtype) -> np.dtype | None:
+    """The NumPy dtype of an initializer's ``dtype`` argument (a name, a ``tf.DType``), or ``None``."""
+    if dtype is None:
+        return None
+    try:
+        return np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
+    except TypeError:
+        return None
+
+
+def _fill(p: Plan, adapter, new_model, strict: bool, finals: dict | None = None) -> None:
+    """Set every planned layer's weights; into a user's model (not ``strict``) only once all are made and
+    checked. ``finals`` (from :func:`build_planned`): weights whose variables already hold their final
+    values are not written."""
     todo: list = []
-    _fill_layers(p, adapter, new_model, strict, todo)
+    _fill_layers(p, adapter, new_model, strict, todo, finals or {})
     adapter.set_many(todo)
 
 
-def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
+def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list, finals: dict) -> None:
     names = {layer.name for layer in new_model.layers}
     for lp in p.layers.values():
         if lp.node.name not in names and not lp.maps and (lp.old is None or not lp.old.weights):
@@ -192,7 +268,7 @@ def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
                                f"makes it a {lp.node.class_name}; layers are matched by name, so build it as a "
                                f"{lp.node.class_name} or give the new layer another name")
         if lp.sub is not None:  # a nested model: filled from its own plan
-            _fill_layers(lp.sub, adapter, layer, strict, todo)
+            _fill_layers(lp.sub, adapter, layer, strict, todo, finals)
             continue
         if lp.old is None:  # inserted: the plan now knows the sizes
             stats = LayerStats()
@@ -200,7 +276,7 @@ def _fill_layers(p: Plan, adapter, new_model, strict: bool, todo: list) -> None:
                 stats.add((0, int(np.prod(tuple(v.shape), dtype=np.int64)), 0))
             lp.report.stats = stats
         if strict:  # a model built from the plan: its shapes fit, and memory stays one layer's arrays
-            _write_layer(lp, adapter, layer, todo)
+            _write_layer(lp, adapter, layer, todo, finals.get(id(lp), {}))
             if sum(a.nbytes for _, arrays in todo for a in arrays) > DEFERRED_BYTES:
                 adapter.set_many(todo)
                 todo.clear()
@@ -229,7 +305,7 @@ def _np_dtype(variable):
         return None
 
 
-def _write_layer(lp: LayerPlan, adapter, layer, todo: list) -> None:
+def _write_layer(lp: LayerPlan, adapter, layer, todo: list, finals: dict | None = None) -> None:
     """Make a newly built layer's weights from the plan and write them, with as few full-size copies
     as the framework allows.
 
@@ -240,18 +316,24 @@ def _write_layer(lp: LayerPlan, adapter, layer, todo: list) -> None:
     whole with ``assign``: writing a TensorFlow variable in slices (strided-slice assign, scatter)
     switches it to copy-on-read for good, and every later read of it (each forward pass) would copy it.
     Where writes are cheaper together (graph mode: one session run for many layers) they are appended
-    to ``todo``.
+    to ``todo``. A weight whose variable was created holding its final value (``finals``: its
+    :class:`_Final` per weight name, see :func:`build_planned`) is not made again: a layer of only
+    such weights is not written at all, and in a layer with others it goes back as its snapshot.
     """
     names, variables = adapter.weight_slots(layer)
+    held = [n in (finals or {}) and finals[n].holds(v) for n, v in zip(names, variables)]
+    if held and all(held):
+        adapter.finish(layer)
+        return
     shapes = [tuple(int(d) for d in v.shape) for v in variables]
     dtypes = [_np_dtype(v) for v in variables]
     maps = _layer_maps(lp, list(zip(names, shapes)))
-    need = any(_reads_fresh(m) for m, _ in maps) or None in dtypes
+    need = any(_reads_fresh(m) for m, _ in maps) or None in dtypes or any(held)
     fresh = [f for _, f in adapter.get_weights(layer)] if need else [None] * len(maps)
     arrays = []
-    for (m, src), f, shape, dtype in zip(maps, fresh, shapes, dtypes):
-        if isinstance(m, Fresh) and f is not None:
-            arrays.append(f)  # its own initial value, written back unchanged: no copy needed
+    for (m, src), f, shape, dtype, h in zip(maps, fresh, shapes, dtypes, held):
+        if (h or isinstance(m, Fresh)) and f is not None:
+            arrays.append(f)  # its own value (initial or final), written back unchanged: no copy needed
             continue
         arrays.append(m.apply(src, f if f is not None and _reads_fresh(m) else _placeholder(shape, dtype)))
     del fresh  # the variables' buffers are then unshared, and are written in place
