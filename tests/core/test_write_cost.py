@@ -52,3 +52,44 @@ def test_two_transient_copies_of_a_large_weight_at_most(K, widen):
     kernel = new.get_layer("big").get_weights()[0]
     np.testing.assert_array_equal(kernel[:n_in, :units], old.get_layer("big").get_weights()[0])
     np.testing.assert_array_equal(kernel[n_in], 0)  # the new input's row reads nothing yet
+
+
+def test_weights_copied_whole_are_created_holding_their_final_values(K, monkeypatch):
+    """A weight the plan overwrites whole is made once, in memory TensorFlow then holds as the variable's
+    buffer: it is never written after the build, and the traced NumPy peak is that one array (the old
+    path made it, then TensorFlow copied it into the variable, up to 2 × more)."""
+    n_in, units = 2048, 4096  # a 32 MB kernel
+    old = K.Sequential([K.Input((n_in,), name="obs"), K.layers.Dense(units, name="big"),
+                        K.layers.Dense(2, name="q")], name="big_net")
+    spec = {"inputs": {"old": list(range(n_in)), "new": list(range(n_in + 1))},  # big's new row: zeroed
+            "outputs": {"old": [0, 1], "new": [0, 1, 2]}}                        # q's new output: drawn
+    kernel_bytes = (n_in + 1) * units * 4
+    written = []
+    real = KerasAdapter.set_weights
+    monkeypatch.setattr(KerasAdapter, "set_weights",
+                        lambda self, layer, arrays: written.append(layer.name) or real(self, layer, arrays))
+    surgeon.transplant(old, spec)  # warm-up: first-call allocations are not the surgery's
+    written.clear()
+    tracemalloc.start()
+    try:
+        new = surgeon.transplant(old, spec)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert written == ["q"]  # big (kernel and bias copied whole) is never written after the build
+    assert peak < 1.25 * kernel_bytes, f"traced NumPy peak {peak / 2**20:.1f} MB, kernel {kernel_bytes / 2**20:.1f} MB"
+    big = new.get_layer("big")
+    kernel, bias = big.get_weights()
+    np.testing.assert_array_equal(kernel[:n_in], old.get_layer("big").get_weights()[0])
+    np.testing.assert_array_equal(kernel[n_in], 0)
+    np.testing.assert_array_equal(bias, old.get_layer("big").get_weights()[1])
+    assert new.get_layer("big").get_config() == old.get_layer("big").get_config() | {"name": "big"}
+    # the variables holding those arrays are ordinary ones: written in place, read back, trained
+    big.kernel.assign(big.kernel * 2.0)
+    np.testing.assert_array_equal(big.get_weights()[0][:n_in], 2.0 * old.get_layer("big").get_weights()[0])
+    new.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((8, n_in + 1)).astype("float32")
+    before = big.get_weights()[0].copy()
+    new.fit(x, np.zeros((8, 3), "float32"), epochs=1, verbose=0)
+    after = big.get_weights()[0]
+    assert np.isfinite(after).all() and not np.array_equal(after, before)
