@@ -152,7 +152,9 @@ def overwritten(p: Plan, finals: dict | None = None, adopt=None) -> dict:
     Args:
         p: the plan.
         finals: optional dict that gets, per ``id(layer plan)``, a :class:`_Final` per such weight
-            (the maker of its final value); the layer's entry is then that dict of them.
+            (the maker of its final value), and per weight copied in part (its new entries keep the
+            initializer's draws) one that makes it from the draw; the layer's entry is then that
+            dict of them.
         adopt: with ``finals``, the adapter's :meth:`~keras_surgeon_rl.adapters.base.KerasAdapter.adopt`.
 
     Returns:
@@ -172,16 +174,20 @@ def overwritten(p: Plan, finals: dict | None = None, adopt=None) -> dict:
         old = dict(lp.old.weights) if lp.old is not None else {}  # an inserted layer has none
         # the same test _write_layer uses to skip reading a weight's initial value
         full = {w for w, m in lp.maps.items() if not _reads_fresh(m) and (not isinstance(m, Copy) or m.source in old)}
-        if full and finals is not None:
-            full = finals[id(lp)] = {w: _Final(lp, w, adopt) for w in sorted(full)}
+        if finals is not None:  # and the copies that keep some drawn entries: made from the draw at build
+            part = {w for w, m in lp.maps.items() if isinstance(m, Copy) and _reads_fresh(m) and m.source in old}
+            full = {w: _Final(lp, w, adopt, draws=w in part) for w in sorted(full | part)}
+            if full:
+                finals[id(lp)] = full
         if full:
             out[name] = full
     return out
 
 
 def build_planned(p: Plan, adapter) -> tuple[Any, dict]:
-    """The new model of plan ``p``, with the weights it overwrites whole created holding their final
-    values where the framework allows (eager TensorFlow), else zeros (see :func:`overwritten`).
+    """The new model of plan ``p``, with the weights it copies created holding their final values where
+    the framework allows (eager TensorFlow); elsewhere those it overwrites whole start as zeros and the
+    others as drawn (see :func:`overwritten`).
 
     Args:
         p: the plan.
@@ -200,15 +206,17 @@ def build_planned(p: Plan, adapter) -> tuple[Any, dict]:
 
 
 class _Final:
-    """The final value of one weight that the plan overwrites whole, made when the build asks for it:
-    written once into a new aligned array that TensorFlow then holds without copying, so the variable
-    is created holding it (no zeros tensor, no ``assign``, no conversion copy)."""
+    """The final value of one weight, made when the build asks for it: written once into a new
+    aligned array that TensorFlow then holds without copying, so the variable is created holding it
+    (no zeros tensor, no ``assign``, no conversion copy). A weight copied whole is made from the plan
+    alone; one copied in part (``draws``) from the initializer's draw too, which the build makes as
+    it would have (same initializer, same order), so its new entries are what they were."""
 
-    def __init__(self, lp: LayerPlan, weight: str, adopt):
-        self.lp, self.weight, self._adopt = lp, weight, adopt
+    def __init__(self, lp: LayerPlan, weight: str, adopt, draws: bool = False):
+        self.lp, self.weight, self._adopt, self.draws = lp, weight, adopt, draws
         self.array: np.ndarray | None = None  # kept until the fill has checked the variable holds it
 
-    def __call__(self, shape: tuple, dtype):
+    def __call__(self, shape: tuple, dtype, drawn=None):
         m = self.lp.maps[self.weight]
         dtype = _dtype_of(dtype)
         if dtype is None or self.array is not None or not isinstance(m, (Copy, Generated)):
@@ -218,8 +226,14 @@ class _Final:
             src = dict(self.lp.old.weights)[m.source]
             if tuple(shape) != tuple(len(a.src) if a is not None else d for a, d in zip(m.axes, src.shape)):
                 return None
+        fresh = _placeholder(shape, dtype)
+        if self.draws:
+            fresh = _array_of(drawn)
+            if fresh is None or fresh.shape != tuple(shape) or fresh.dtype != dtype:
+                return None
         out = aligned_empty(shape, dtype)
-        m.apply(src, _placeholder(shape, dtype), out=out)
+        m.apply(src, fresh, out=out)
+        del fresh
         tensor = self._adopt(out)
         if tensor is not None:
             self.array = out
@@ -231,6 +245,20 @@ class _Final:
             return False
         view = _tensor_view(variable)
         return view is not None and view.ctypes.data == self.array.ctypes.data and view.shape == self.array.shape
+
+
+def _array_of(value) -> np.ndarray | None:
+    """A NumPy view (else copy) of an initializer's result (an eager tensor, an array), or ``None``."""
+    if value is None:
+        return None
+    try:
+        return np.asarray(memoryview(value))  # an eager tensor's buffer, not copied
+    except TypeError:
+        pass
+    try:
+        return np.asarray(value)
+    except Exception:  # a graph tensor
+        return None
 
 
 def _dtype_of(dtype) -> np.dtype | None:
@@ -318,16 +346,17 @@ def _write_layer(lp: LayerPlan, adapter, layer, todo: list, finals: dict | None 
     Where writes are cheaper together (graph mode: one session run for many layers) they are appended
     to ``todo``. A weight whose variable was created holding its final value (``finals``: its
     :class:`_Final` per weight name, see :func:`build_planned`) is not made again: a layer of only
-    such weights is not written at all, and in a layer with others it goes back as its snapshot.
+    such weights and ones that keep their initial values is not written at all, and in a layer with
+    others it goes back as its snapshot.
     """
     names, variables = adapter.weight_slots(layer)
     held = [n in (finals or {}) and finals[n].holds(v) for n, v in zip(names, variables)]
-    if held and all(held):
-        adapter.finish(layer)
-        return
     shapes = [tuple(int(d) for d in v.shape) for v in variables]
     dtypes = [_np_dtype(v) for v in variables]
     maps = _layer_maps(lp, list(zip(names, shapes)))
+    if any(held) and all(h or isinstance(m, Fresh) for h, (m, _) in zip(held, maps)):
+        adapter.finish(layer)  # every weight holds its final value, or keeps its initial one
+        return
     need = any(_reads_fresh(m) for m, _ in maps) or None in dtypes or any(held)
     fresh = [f for _, f in adapter.get_weights(layer)] if need else [None] * len(maps)
     arrays = []

@@ -43,26 +43,34 @@ class Placeholder:
     Attributes:
         weight: the weight it stands for.
         calls: the shapes it was called with.
-        value: optional ``value(shape, dtype)`` giving the weight's final value (a tensor the new
-            variable may hold as it is), or ``None`` where it cannot (zeros are made then).
-        made: how many calls returned a final value rather than zeros.
+        value: optional ``value(shape, dtype, drawn)`` giving the weight's final value (a tensor the
+            new variable may hold as it is), or ``None`` where it cannot. When ``value.draws`` is
+            true, the final value keeps some of the initializer's draws: the user's initializer
+            (``original``) is called once, as the build would have, and its result passed as
+            ``drawn`` (and returned as it is where ``value`` gives ``None``); otherwise ``drawn``
+            is ``None`` and zeros stand in where ``value`` gives ``None``.
+        original: the initializer it replaces.
+        made: how many calls returned a final value.
     """
 
-    def __init__(self, weight: str, zeros: Any, value: Any = None):
+    def __init__(self, weight: str, zeros: Any, value: Any = None, original: Any = None):
         self.weight = weight
         self.calls: list[tuple] = []
         self.value = value
+        self.original = original
         self.made = 0
         self._zeros = zeros
 
     def __call__(self, shape, dtype=None, **kwargs):
         self.calls.append(tuple(int(d) for d in shape))
+        draws = self.value is not None and getattr(self.value, "draws", False) and self.original is not None
+        drawn = self.original(shape, dtype=dtype, **kwargs) if draws else None
         if self.value is not None:
-            final = self.value(tuple(int(d) for d in shape), dtype)
+            final = self.value(tuple(int(d) for d in shape), dtype, drawn)
             if final is not None:
                 self.made += 1
                 return final
-        return self._zeros(shape, dtype=dtype)
+        return drawn if draws else self._zeros(shape, dtype=dtype)
 
 
 @dataclass
@@ -104,7 +112,8 @@ def swap(layer, weights, zeros, swaps: list) -> None:
     Args:
         layer: a layer, not yet built.
         weights: short names of the weights whose every entry will be overwritten; or a dict of
-            them to ``value(shape, dtype)`` (see :class:`Placeholder`) or ``None``.
+            weights to ``value(shape, dtype, drawn)`` (see :class:`Placeholder`; one with
+            ``value.draws`` may keep some of its initializer's entries) or ``None``.
         zeros: the flavour's zeros initializer (called as ``zeros(shape, dtype=dtype)``).
         swaps: list the :class:`Swap` records are appended to, for :func:`check` and :func:`restore`.
     """
@@ -113,7 +122,7 @@ def swap(layer, weights, zeros, swaps: list) -> None:
         attribute = initializer_attribute(layer, weight)
         if attribute is None:
             continue
-        placeholder = Placeholder(weight, zeros, values.get(weight))
+        placeholder = Placeholder(weight, zeros, values.get(weight), getattr(layer, attribute))
         swaps.append(Swap(layer, attribute, getattr(layer, attribute), placeholder))
         object.__setattr__(layer, attribute, placeholder)
 

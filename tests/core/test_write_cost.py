@@ -24,6 +24,12 @@ def test_weights_overwritten_whole_are_not_read_from_the_new_layers(K, monkeypat
     real = KerasAdapter.get_weights
     monkeypatch.setattr(KerasAdapter, "get_weights", lambda self, layer: read.append(layer) or real(self, layer))
     new = surgeon.transplant(old, spec)
+    # eager TensorFlow: h1's and q's copies are made from the initializer's draw as the build makes it,
+    # so no new layer's value is read back at all
+    assert {layer.name for layer in read if layer not in old.layers} == set()
+    monkeypatch.setattr(KerasAdapter, "adopt", lambda self, array: None)  # where arrays cannot be handed over
+    read.clear()
+    new = surgeon.transplant(old, spec)
     assert {layer.name for layer in read if layer not in old.layers} == {"h1", "q"}  # new units or outputs
     assert surgeon.verify(old, new, spec) < 1e-5
     kernel = new.get_layer("h1").get_weights()[0]
@@ -55,9 +61,10 @@ def test_two_transient_copies_of_a_large_weight_at_most(K, widen):
 
 
 def test_weights_copied_whole_are_created_holding_their_final_values(K, monkeypatch):
-    """A weight the plan overwrites whole is made once, in memory TensorFlow then holds as the variable's
-    buffer: it is never written after the build, and the traced NumPy peak is that one array (the old
-    path made it, then TensorFlow copied it into the variable, up to 2 × more)."""
+    """A weight the plan copies is made once, in memory TensorFlow then holds as the variable's buffer
+    (one copied in part, from the initializer's draw): it is never written after the build, and the
+    traced NumPy peak is that one array (the old path made it, then TensorFlow copied it into the
+    variable, up to 2 × more)."""
     n_in, units = 2048, 4096  # a 32 MB kernel
     old = K.Sequential([K.Input((n_in,), name="obs"), K.layers.Dense(units, name="big"),
                         K.layers.Dense(2, name="q")], name="big_net")
@@ -76,7 +83,7 @@ def test_weights_copied_whole_are_created_holding_their_final_values(K, monkeypa
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert written == ["q"]  # big (kernel and bias copied whole) is never written after the build
+    assert written == []  # big (copied whole) and q (a new output) are never written after the build
     assert peak < 1.25 * kernel_bytes, f"traced NumPy peak {peak / 2**20:.1f} MB, kernel {kernel_bytes / 2**20:.1f} MB"
     big = new.get_layer("big")
     kernel, bias = big.get_weights()
@@ -93,3 +100,32 @@ def test_weights_copied_whole_are_created_holding_their_final_values(K, monkeypa
     new.fit(x, np.zeros((8, 3), "float32"), epochs=1, verbose=0)
     after = big.get_weights()[0]
     assert np.isfinite(after).all() and not np.array_equal(after, before)
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv"])
+def test_weights_made_at_build_are_bit_identical_to_the_written_ones(K, monkeypatch, model):
+    """The same seed gives the same new model whether the copies are made at build (eager TensorFlow)
+    or written afterwards (where arrays cannot be handed over): same draws for new units, same copies."""
+    if model == "mlp":
+        old = mlp(K, n_in=5, hidden=(12, 9), n_out=3)
+        spec = {"inputs": {"old": list(range(5)), "new": [0, 1, 5, 2, 3, 4]}, "units": {"h1": 11},
+                "outputs": {"old": [0, 1, 2], "new": [0, 1, 2, 3]}}
+    else:
+        inp = K.Input((10, 10, 3), name="frames")
+        x = K.layers.Conv2D(8, 3, activation="relu", name="c1")(inp)
+        x = K.layers.BatchNormalization(name="bn")(x)
+        x = K.layers.Conv2D(6, 3, name="c2")(x)
+        x = K.layers.Flatten(name="flat")(x)
+        old = K.Model(inp, K.layers.Dense(4, name="q")(K.layers.Dense(16, name="fc")(x)), name="conv")
+        spec = {"inputs": {"old": [0, 1, 2], "new": [0, 1, 2, 3]}, "units": {"c1": 10, "c2": 7},
+                "outputs": {"old": [0, 1, 2, 3], "new": [0, 1, 2, 3, 4]}}
+    K.utils.set_random_seed(7)
+    made = surgeon.transplant(old, spec)
+    monkeypatch.setattr(KerasAdapter, "adopt", lambda self, array: None)
+    K.utils.set_random_seed(7)
+    written = surgeon.transplant(old, spec)
+    a, b = made.get_weights(), written.get_weights()
+    assert len(a) == len(b) and any(w.size for w in a)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert made.to_json().replace(made.name, "m") == written.to_json().replace(written.name, "m")
