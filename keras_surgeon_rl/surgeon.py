@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_surgeon_rl.adapters import adapter_for
-from keras_surgeon_rl.adapters.base import _tensor_view, aligned_empty
+from keras_surgeon_rl.adapters.base import aligned_empty
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.ids import index_of
 from keras_surgeon_rl.infer import infer_spec
@@ -214,7 +214,7 @@ class _Final:
 
     def __init__(self, lp: LayerPlan, weight: str, adopt, draws: bool = False):
         self.lp, self.weight, self._adopt, self.draws = lp, weight, adopt, draws
-        self.array: np.ndarray | None = None  # kept until the fill has checked the variable holds it
+        self.array: np.ndarray | None = None  # the value given to the build, until discarded
 
     def __call__(self, shape: tuple, dtype, drawn=None):
         m = self.lp.maps[self.weight]
@@ -239,12 +239,17 @@ class _Final:
             self.array = out
         return tensor
 
-    def holds(self, variable) -> bool:
-        """Whether ``variable``'s buffer is the array this made (so it holds the final value)."""
-        if self.array is None:
-            return False
-        view = _tensor_view(variable)
-        return view is not None and view.ctypes.data == self.array.ctypes.data and view.shape == self.array.shape
+    def discard(self) -> None:
+        """The model built with this value was thrown away (see :func:`.overwritten.discard`)."""
+        self.array = None
+
+    def holds(self) -> bool:
+        """Whether the weight was created holding its final value (the build used it and kept the model).
+
+        The variable holds that array's memory itself where TensorFlow shares it (see
+        :meth:`~keras_surgeon_rl.adapters.base.KerasAdapter.adopt`), else a copy: its value either way.
+        """
+        return self.array is not None
 
 
 def _array_of(value) -> np.ndarray | None:
@@ -350,7 +355,7 @@ def _write_layer(lp: LayerPlan, adapter, layer, todo: list, finals: dict | None 
     others it goes back as its snapshot.
     """
     names, variables = adapter.weight_slots(layer)
-    held = [n in (finals or {}) and finals[n].holds(v) for n, v in zip(names, variables)]
+    held = [n in (finals or {}) and finals[n].holds() for n in names]
     shapes = [tuple(int(d) for d in v.shape) for v in variables]
     dtypes = [_np_dtype(v) for v in variables]
     maps = _layer_maps(lp, list(zip(names, shapes)))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from keras_surgeon_rl.adapters.overwritten import check as overwrite_check
+from keras_surgeon_rl.adapters.overwritten import discard as discard_values
 from keras_surgeon_rl.adapters.overwritten import restore as restore_initializers
 from keras_surgeon_rl.adapters.overwritten import swap as swap_initializers
 from keras_surgeon_rl.errors import SurgeryError
@@ -268,11 +269,14 @@ class KerasAdapter:
         if not overwritten:
             return self._build(graph, {}, [])
         swaps: list = []
+        ok = False
         try:
             model = self._build(graph, overwritten, swaps)
             ok = overwrite_check(swaps, self._shapes)
         finally:
             restore_initializers(swaps)
+            if not ok:
+                discard_values(swaps)
         return model if ok else self._build(graph, {}, [])
 
     def _build(self, graph: Graph, overwritten: dict, swaps: list):

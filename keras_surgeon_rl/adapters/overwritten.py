@@ -48,7 +48,8 @@ class Placeholder:
             true, the final value keeps some of the initializer's draws: the user's initializer
             (``original``) is called once, as the build would have, and its result passed as
             ``drawn`` (and returned as it is where ``value`` gives ``None``); otherwise ``drawn``
-            is ``None`` and zeros stand in where ``value`` gives ``None``.
+            is ``None`` and zeros stand in where ``value`` gives ``None``. ``value.discard()``,
+            where it has one, is called when the model built with it is thrown away (:func:`discard`).
         original: the initializer it replaces.
         made: how many calls returned a final value.
     """
@@ -149,6 +150,19 @@ def check(swaps: list, weights_of) -> bool:
                          calls, s.placeholder.weight)
             return False
     return True
+
+
+def discard(swaps: list) -> None:
+    """Tell every placeholder's ``value`` (those that have a ``discard``) that the model built with it
+    is thrown away, so nothing it made is taken for a weight's value.
+
+    Args:
+        swaps: the :class:`Swap` records of that build.
+    """
+    for s in swaps:
+        done = getattr(s.placeholder.value, "discard", None)
+        if callable(done):
+            done()
 
 
 def restore(swaps: list) -> None:

@@ -129,3 +129,41 @@ def test_weights_made_at_build_are_bit_identical_to_the_written_ones(K, monkeypa
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert made.to_json().replace(made.name, "m") == written.to_json().replace(written.name, "m")
+
+
+def test_the_variables_hold_the_arrays_made_at_build_without_a_copy(K):
+    """Each weight's final value is made once: TensorFlow's variable holds that very array's memory."""
+    from keras_surgeon_rl.adapters import adapter_for
+    from keras_surgeon_rl.adapters.base import _tensor_view
+
+    old = mlp(K, n_in=5, hidden=(12, 9), n_out=3)
+    spec = {"inputs": {"old": list(range(5)), "new": [0, 1, 5, 2, 3, 4]}, "units": {"h1": 11},
+            "outputs": {"old": [0, 1, 2], "new": [0, 1, 2, 3]}}
+    adapter = adapter_for(old)
+    p = surgeon.plan(old, spec)
+    new, finals = surgeon.build_planned(p, adapter)
+    checked = 0
+    for name, lp in p.layers.items():
+        names, variables = adapter.weight_slots(new.get_layer(name)) if lp.maps else ([], [])
+        for w, v in zip(names, variables):
+            final = finals[id(lp)][w]
+            assert final.holds(), (name, w)
+            assert _tensor_view(v).ctypes.data == final.array.ctypes.data, f"{name}/{w} was copied"
+            checked += 1
+    assert checked == 6  # kernel and bias of h0, h1 and q
+
+
+def test_a_build_thrown_away_leaves_nothing_taken_for_written(K, monkeypatch):
+    """When the placeholders' check fails the model is built again the ordinary way, and every weight
+    is then written: the values made for the first build are not taken for the second's."""
+    import keras_surgeon_rl.adapters.base as base
+
+    old = mlp(K, n_in=5, hidden=(12, 9), n_out=3)
+    spec = {"inputs": {"old": list(range(5)), "new": [0, 1, 5, 2, 3, 4]}, "units": {"h1": 11},
+            "outputs": {"old": [0, 1, 2], "new": [0, 1, 2, 3]}}
+    monkeypatch.setattr(base, "overwrite_check", lambda swaps, weights_of: False)
+    new = surgeon.transplant(old, spec)
+    assert surgeon.verify(old, new, spec) < 1e-5
+    np.testing.assert_array_equal(new.get_layer("h0").get_weights()[0][[0, 1, 3, 4, 5]],
+                                  old.get_layer("h0").get_weights()[0])
+    np.testing.assert_array_equal(new.get_layer("h0").get_weights()[0][2], 0)
