@@ -2,7 +2,8 @@
 a weight overwritten whole is never read from the new layer, and a large weight costs two transient
 full-size copies at most on its way into its variable (the new array, and TensorFlow's copy of it
 when it converts the array to a tensor; writing the variable in slices instead would switch it to
-copy-on-read for good, so that every forward pass copied it)."""
+copy-on-read for good, so that every forward pass copied it). In eager TensorFlow a copied weight
+costs one: it is made at build, into memory the variable then holds, and never written again."""
 
 import tracemalloc
 
