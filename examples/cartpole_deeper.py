@@ -16,6 +16,7 @@ Ablations, each one change to preserve:
   preserve_carry_optimizer   Adam's moments carried from phase 1 (resume_dqn optimizer_state="carry")
   preserve_lr_low            Adam's learning rate 2.5e-4 instead of 1e-3
   preserve_long_warmup       1,000 warm-up steps instead of 100
+  preserve_fresh_memory      phase 2 starts with an empty replay memory (resume_dqn memory="fresh")
 
 Usage:
     python examples/cartpole_deeper.py                                   # 16,000 + 8,000 steps, 5 runs
@@ -36,7 +37,7 @@ from examples.experiments import dqn  # noqa: E402
 EXPERIMENT = "cartpole_deeper"
 OLD_STEPS = 16_000
 ARMS = ["old", "preserve", "original", "random", "scratch", "preserve_carry_optimizer", "preserve_lr_low",
-        "preserve_long_warmup"]
+        "preserve_long_warmup", "preserve_fresh_memory"]
 INSERT = {"after": "h1", "layer": "Dense", "units": 8, "activation": "relu", "name": "h2"}
 EXP = {
     "env": "CartPole-v1",
@@ -48,6 +49,7 @@ EXP = {
                 # ablations of what might cause the dip after the insertion
                 "preserve_carry_optimizer": {"like": "preserve", "optimizer_state": "carry"},
                 "preserve_lr_low": {"like": "preserve", "lr": 2.5e-4},
+                "preserve_fresh_memory": {"like": "preserve", "memory": "fresh"},
                 "preserve_long_warmup": {"like": "preserve", "settings": {"nb_steps_warmup": 1000}}},
     "competence": 195,
     "threshold": 475,

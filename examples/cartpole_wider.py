@@ -16,6 +16,7 @@ Ablations, each one change to preserve:
 
   preserve_carry_optimizer   Adam's moments carried from phase 1 (resume_dqn optimizer_state="carry")
   preserve_lr_low            Adam's learning rate 2.5e-4 instead of 1e-3
+  preserve_fresh_memory      phase 2 starts with an empty replay memory (resume_dqn memory="fresh")
 
 Usage:
     python examples/cartpole_wider.py                                    # 16,000 + 8,000 steps, 5 runs
@@ -35,7 +36,8 @@ from examples.experiments import dqn  # noqa: E402
 
 EXPERIMENT = "cartpole_wider"
 OLD_STEPS = 16_000
-ARMS = ["old", "preserve", "net2net", "original", "scratch", "preserve_carry_optimizer", "preserve_lr_low"]
+ARMS = ["old", "preserve", "net2net", "original", "scratch", "preserve_carry_optimizer", "preserve_lr_low",
+        "preserve_fresh_memory"]
 UNITS = {"h1": 16, "h2": 16}
 EXP = {
     "env": "CartPole-v1",
@@ -46,7 +48,8 @@ EXP = {
               "original": {"units": UNITS, "init": "random"}},
     # ablations of what might cause a dip after the widening
     "options": {"preserve_carry_optimizer": {"like": "preserve", "optimizer_state": "carry"},
-                "preserve_lr_low": {"like": "preserve", "lr": 2.5e-4}},
+                "preserve_lr_low": {"like": "preserve", "lr": 2.5e-4},
+                "preserve_fresh_memory": {"like": "preserve", "memory": "fresh"}},
     "competence": 195,
     "threshold": 475,
     "agent": {"policy": "boltzmann", "warmup": 100},

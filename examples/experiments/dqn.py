@@ -18,7 +18,8 @@ Arms: ``old`` (the old agent keeps training in its old setting), ``scratch`` (a 
 the new setting, trained for phase 1 + phase 2 steps: its records up to the phase-2 length compare
 at equal phase-2 steps, its end at equal total samples) and one arm per entry of ``specs``
 (``resume_dqn(old agent, spec)``). ``options[arm]`` changes how an arm resumes: ``like`` (take
-another arm's spec), ``memory`` (``resume_dqn``'s: ``"auto"``, default, or ``"fresh"``),
+another arm's spec), ``memory`` (``resume_dqn``'s ``"carry"`` or ``"fresh"``; default: carry where the
+observations keep their shape, as measured in ``docs/results.md``),
 ``optimizer_state`` (``resume_dqn``'s: ``"fresh"``, default, or ``"carry"`` Adam's moments and
 step count through the surgery), ``lr`` (a fresh Adam with this learning rate), ``settings``
 (``resume_dqn`` overrides, e.g. ``{"nb_steps_warmup": 0}``) and ``noise`` (``{layer: std}``:
@@ -28,7 +29,7 @@ network).
 Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with its replay memory
 and its optimizer's state (:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and
 every surgery arm of that seed load it, memory included, so phase 2 goes on from where phase 1
-stopped: ``resume_dqn`` carries the memory whenever the observations keep their shape (added
+stopped: every surgery arm carries the memory whenever the observations keep their shape (added
 actions, wider or deeper networks), and starts an empty one otherwise (added observations). The
 optimizer starts anew in every arm (a fresh one of the saved class and config; old agents cached
 before the optimizer's state was saved have none to carry) unless the arm's options carry it, and
@@ -237,8 +238,9 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
     """``resume_dqn(old, spec)`` as the arm's options (see the module docstring) say."""
     options = arm_options(exp, arm)
     kwargs = dict(options.get("settings", {}))
-    if "memory" in options:
-        kwargs["memory"] = options["memory"]
+    # explicit, so that the rows stay what was measured whatever resume_dqn's default: phase 1's replay
+    # memory is carried wherever the observations keep their shape (``options`` may say "fresh")
+    kwargs["memory"] = options.get("memory", "carry" if exp["old"]["features"] == exp["new"]["features"] else "fresh")
     if "lr" in options:
         kwargs["optimizer"] = tf_keras.optimizers.legacy.Adam(learning_rate=options["lr"])
     if "optimizer_state" in options:

@@ -17,9 +17,9 @@ SCRIPTS = {  # script -> (--steps and --old-steps, arms)
     "cartpole_observations": (150, ["old", "preserve", "original", "scratch", "preserve_long_warmup",
                                     "preserve_carry_optimizer"]),
     "cartpole_wider": (150, ["old", "preserve", "net2net", "original", "scratch", "preserve_carry_optimizer",
-                             "preserve_lr_low"]),
+                             "preserve_lr_low", "preserve_fresh_memory"]),
     "cartpole_deeper": (150, ["old", "preserve", "original", "random", "scratch", "preserve_carry_optimizer",
-                              "preserve_lr_low", "preserve_long_warmup"]),
+                              "preserve_lr_low", "preserve_long_warmup", "preserve_fresh_memory"]),
     "acrobot_actions": (600, ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]),
     # the ablations preserve_double and preserve_lr_low only pass options (tested in test_evaluate.py)
     "lunarlander_actions": (600, ["old", "preserve", "original", "scratch", "preserve_fresh_memory",
