@@ -181,8 +181,11 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
         spec: the surgery spec (see :mod:`keras_surgeon_rl.spec`); ``outputs`` holds the action IDs.
             For a model with ``window_length > 1`` (input ``(window, features)``) new features are
             added to every frame.
-        memory: ``"auto"`` (carry the replay memory over when the observation shape is unchanged,
-            else start empty), ``"carry"`` (carry or fail), ``"fresh"``, or a keras-rl2 memory.
+        memory: ``"auto"`` (carry the replay memory over when the observation shape is unchanged
+            and no action is added, else start empty), ``"carry"`` (carry or fail), ``"fresh"``, or
+            a keras-rl2 memory. Added actions start empty under ``"auto"`` because, measured on
+            Acrobot and LunarLander (``docs/results.md``, "Retention"), a carried memory, which holds
+            no transition with a new action, made the agent learn it more slowly.
             A spec that adds frames to the window (axis 1 of keras-rl2's ``(window, *obs)`` input)
             gives the new memory the new window length; stored frames are carried over.
             Carried actions are renumbered by ID; transitions of removed actions are never sampled.
@@ -213,6 +216,8 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
     unknown = set(overrides) - set(SETTINGS)
     if unknown:
         raise TypeError(f"resume_dqn got unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
+    if not isinstance(memory, Memory) and memory not in ("auto", "carry", "fresh"):
+        raise SurgeryError(f"memory={memory!r}: use 'auto', 'carry', 'fresh' or a keras-rl2 Memory")
     if optimizer_state not in ("fresh", "carry"):
         raise SurgeryError(f"optimizer_state={optimizer_state!r}: use 'fresh' (a new optimizer's empty state) or "
                            "'carry' (the old optimizer's state through the surgery)")
@@ -248,18 +253,22 @@ def resume_dqn(old_agent: DQNAgent, spec: Any, *, memory: Union[str, Memory] = "
         same_obs = new_in[1:] == old_in[1:]
     else:
         same_obs = new_in == old_in
+    added = [a for a in new_actions if a not in old_actions]
+    if isinstance(memory, str) and memory == "auto":
+        memory = "carry" if same_obs and not added else "fresh"
+        logger.info("resume_dqn: memory='auto' %s", "carries the replay memory over" if memory == "carry" else
+                    "starts an empty replay memory: " + ("the observation shape changed" if not same_obs else
+                                                         f"actions {added} are added (pass memory='carry' to keep it)"))
     if isinstance(memory, Memory):
         new_memory = memory
-    elif memory == "fresh" or (memory == "auto" and not same_obs):
+    elif memory == "fresh":
         new_memory = SequentialMemory(old_agent.memory.limit, window_length=window,
                                       ignore_episode_boundaries=old_agent.memory.ignore_episode_boundaries)
-    elif memory in ("auto", "carry"):
+    else:  # "carry"
         if not same_obs:
             raise SurgeryError("memory='carry': the observation shape changed "
                                f"({old_in} → {new_in}), so stored observations no longer fit; use memory='fresh'")
         new_memory = carry_memory(old_agent.memory, action_map, window_length=window)
-    else:
-        raise SurgeryError(f"memory={memory!r}: use 'auto', 'carry', 'fresh' or a keras-rl2 Memory")
 
     model = _agent_model(new_online, dueling, len(new_actions))
     agent = DQNAgent(model=model, nb_actions=len(new_actions), memory=new_memory,

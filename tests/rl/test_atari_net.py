@@ -100,7 +100,7 @@ def test_a_new_action_keeps_the_old_q_values_and_the_memory(old):
     # "the target network is transplanted too" below would prove nothing
     assert old.step == 40 and np.abs(q_values(old, x) - q_values(old, x, target=True)).max() > 1e-4
     before = [w.copy() for w in old.model.get_weights()]
-    new = resume_dqn(old, {"outputs": {"old": ACTIONS, "new": ACTIONS + ["down"]}})
+    new = resume_dqn(old, {"outputs": {"old": ACTIONS, "new": ACTIONS + ["down"]}}, memory="carry")
     assert new.nb_actions == 5 and isinstance(new.processor, AtariProcessor)
     for target in (False, True):
         q_old, q_new = q_values(old, x, target), q_values(new, x, target)
@@ -116,7 +116,7 @@ def test_a_fifth_frame_and_a_new_action(old):
     spec = {"inputs": {"axis": 1, "old": FRAMES, "new": ["t-4"] + FRAMES},
             "outputs": {"old": ACTIONS, "new": ACTIONS + ["down"]}}
     # the window grows: the replay memory (single frames) is carried over with window_length 5
-    new = resume_dqn(old, spec)
+    new = resume_dqn(old, spec, memory="carry")
     assert tuple(new.model.inputs[0].shape[1:]) == (5, 84, 84) and new.nb_actions == 5
     assert isinstance(new.memory, CarriedSequentialMemory) and new.memory.window_length == 5
     assert new.memory.nb_entries == old.memory.nb_entries

@@ -103,7 +103,8 @@ def test_acrobot_add_action_keeps_greedy_policy_and_remaps_memory():
     old = trained_agent(env, 6, 2, hidden=(16, 16))
     set_unit_ids(old.model, layers={"q": kept})
     spec = {"outputs": {"new": ACROBOT_ACTIONS}}  # old action IDs come from the model
-    new = resume_dqn(old, spec)
+    assert resume_dqn(old, spec).memory.nb_entries == 0  # memory="auto": added actions start empty
+    new = resume_dqn(old, spec, memory="carry")
     assert new.nb_actions == 3
     states = random_states(6)
     old_best = np.array(kept)[greedy(old, states)]
@@ -185,6 +186,8 @@ def test_bad_resume_requests_are_refused():
         resume_dqn(old, {"inputs": {"new": [0, 1, 2, 3, 4]}}, memory="carry")
     with pytest.raises(TypeError, match="unknown settings"):
         resume_dqn(old, {}, gama=0.9)
+    with pytest.raises(SurgeryError, match="memory='keep'.*use 'auto', 'carry', 'fresh'"):
+        resume_dqn(old, {"units": {"h0": 5}}, memory="keep")
 
 
 def test_keras_rl2_weight_file_is_a_starting_point(tmp_path):
