@@ -201,6 +201,8 @@ def build_planned(p: Plan, adapter) -> tuple[Any, dict]:
         >>> new, finals = build_planned(p, adapter)
         >>> _fill(p, adapter, new, strict=True, finals=finals)
     """
+    if adapter.adopt(aligned_empty((1,), np.dtype("float32"))) is None:  # graph mode, another backend
+        return adapter.build(p.new, overwritten(p)), {}                     # (no final value is made)
     finals: dict = {}
     return adapter.build(p.new, overwritten(p, finals, adapter.adopt)), finals
 

@@ -38,22 +38,34 @@ def test_weights_overwritten_whole_are_not_read_from_the_new_layers(K, monkeypat
     np.testing.assert_array_equal(new.get_layer("h0").get_weights()[0][2], 0)  # the new input's row
 
 
-@pytest.mark.parametrize("widen", [False, True], ids=["copied-whole", "new-units"])
-def test_two_transient_copies_of_a_large_weight_at_most(K, widen):
-    n_in, units = 2048, 4096  # a 32 MB kernel
-    old = K.Sequential([K.Input((n_in,), name="obs"), K.layers.Dense(units, name="big"),
-                        K.layers.Dense(2, name="q")], name="big_net")
-    spec = {"inputs": {"old": list(range(n_in)), "new": list(range(n_in + 1))}}
-    if widen:
-        spec["units"] = {"big": units + 64}
-    kernel_bytes = (n_in + 1) * (units + 64 * widen) * 4
-    surgeon.transplant(old, spec)  # warm-up: first-call allocations are not the surgery's
+def _big_net(K, n_in, units):
+    return K.Sequential([K.Input((n_in,), name="obs"), K.layers.Dense(units, name="big"),
+                         K.layers.Dense(2, name="q")], name="big_net")
+
+
+def _traced_transplant(old, spec, before=lambda: None):
+    """``transplant(old, spec)`` after a warm-up run (first-call allocations are not the surgery's), and
+    the peak of the NumPy and Python allocations it made."""
+    surgeon.transplant(old, spec)
+    before()
     tracemalloc.start()
     try:
         new = surgeon.transplant(old, spec)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return new, peak
+
+
+@pytest.mark.parametrize("widen", [False, True], ids=["copied-whole", "new-units"])
+def test_two_transient_copies_of_a_large_weight_at_most(K, widen):
+    n_in, units = 2048, 4096  # a 32 MB kernel
+    old = _big_net(K, n_in, units)
+    spec = {"inputs": {"old": list(range(n_in)), "new": list(range(n_in + 1))}}
+    if widen:
+        spec["units"] = {"big": units + 64}
+    kernel_bytes = (n_in + 1) * (units + 64 * widen) * 4
+    new, peak = _traced_transplant(old, spec)
     # the new kernel made once in NumPy, and TensorFlow's conversion of it (no copy of the initial values)
     assert peak < 2.25 * kernel_bytes, f"traced NumPy peak {peak / 2**20:.1f} MB, kernel {kernel_bytes / 2**20:.1f} MB"
     kernel = new.get_layer("big").get_weights()[0]
@@ -67,8 +79,7 @@ def test_weights_copied_whole_are_created_holding_their_final_values(K, monkeypa
     traced NumPy peak is that one array (the old path made it, then TensorFlow copied it into the
     variable, up to 2 × more)."""
     n_in, units = 2048, 4096  # a 32 MB kernel
-    old = K.Sequential([K.Input((n_in,), name="obs"), K.layers.Dense(units, name="big"),
-                        K.layers.Dense(2, name="q")], name="big_net")
+    old = _big_net(K, n_in, units)
     spec = {"inputs": {"old": list(range(n_in)), "new": list(range(n_in + 1))},  # big's new row: zeroed
             "outputs": {"old": [0, 1], "new": [0, 1, 2]}}                        # q's new output: drawn
     kernel_bytes = (n_in + 1) * units * 4
@@ -76,14 +87,7 @@ def test_weights_copied_whole_are_created_holding_their_final_values(K, monkeypa
     real = KerasAdapter.set_weights
     monkeypatch.setattr(KerasAdapter, "set_weights",
                         lambda self, layer, arrays: written.append(layer.name) or real(self, layer, arrays))
-    surgeon.transplant(old, spec)  # warm-up: first-call allocations are not the surgery's
-    written.clear()
-    tracemalloc.start()
-    try:
-        new = surgeon.transplant(old, spec)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    new, peak = _traced_transplant(old, spec, before=written.clear)
     assert written == []  # big (copied whole) and q (a new output) are never written after the build
     assert peak < 1.25 * kernel_bytes, f"traced NumPy peak {peak / 2**20:.1f} MB, kernel {kernel_bytes / 2**20:.1f} MB"
     big = new.get_layer("big")
