@@ -198,8 +198,11 @@ class GroupedCopy(Copy):
         # ``axes`` gives the new shape (row maps all have one length), for the shape checks
         return cls("kernel", [None] * window + [parts[0][1].axes[-2], columns], parts)
 
-    def apply(self, old: np.ndarray, fresh: np.ndarray) -> np.ndarray:
-        out = np.array(fresh, copy=True)
+    def apply(self, old: np.ndarray, fresh: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None:
+            out = np.array(fresh, copy=True)
+        else:  # the array the new variable will hold (see surgeon._Final): written in place
+            out[...] = fresh
         for f, part in self.parts:
             out[..., f] = part.apply(old, fresh[..., f])
         return out
