@@ -269,7 +269,9 @@ def _array_of(value) -> np.ndarray | None:
 
 
 def _dtype_of(dtype) -> np.dtype | None:
-    """The NumPy dtype of an initializer's ``dtype`` argument (a name, a ``tf.DType``), or ``None``."""
+    """The NumPy dtype of an initializer's ``dtype`` argument or a variable's ``dtype`` (a name in Keras 3,
+    a ``tf.DType`` in tf_keras), or ``None`` (none given, or bfloat16 and the like: NumPy has no name
+    for it)."""
     if dtype is None:
         return None
     try:
@@ -332,14 +334,6 @@ def _placeholder(shape: tuple, dtype) -> np.ndarray:
     return np.broadcast_to(np.zeros((), dtype), shape)
 
 
-def _np_dtype(variable):
-    dtype = getattr(variable.dtype, "as_numpy_dtype", variable.dtype)  # tf.DType (tf_keras) or a name (Keras 3)
-    try:
-        return np.dtype(dtype)
-    except TypeError:  # bfloat16 and the like: NumPy has no name for it
-        return None
-
-
 def _write_layer(lp: LayerPlan, adapter, layer, todo: list, finals: dict | None = None) -> None:
     """Make a newly built layer's weights from the plan and write them, with as few full-size copies
     as the framework allows.
@@ -359,7 +353,7 @@ def _write_layer(lp: LayerPlan, adapter, layer, todo: list, finals: dict | None 
     names, variables = adapter.weight_slots(layer)
     held = [n in (finals or {}) and finals[n].holds() for n in names]
     shapes = [tuple(int(d) for d in v.shape) for v in variables]
-    dtypes = [_np_dtype(v) for v in variables]
+    dtypes = [_dtype_of(v.dtype) for v in variables]
     maps = _layer_maps(lp, list(zip(names, shapes)))
     if any(held) and all(h or isinstance(m, Fresh) for h, (m, _) in zip(held, maps)):
         adapter.finish(layer)  # every weight holds its final value, or keeps its initial one
