@@ -256,7 +256,7 @@ class KerasAdapter:
                 can be named (:mod:`.overwritten`), those weights start as zeros instead of random
                 draws, which saves most of a large model's build; every other weight is drawn from
                 its initializer as usual, and the model's config is the same either way. A layer's
-                names may be a dict of each to ``value(shape, dtype)`` (or ``None``): the weight is
+                names may be a dict of each to ``value(shape, dtype, drawn)`` (or ``None``): the weight is
                 then created holding what that returns, where it returns anything (see
                 :class:`.overwritten.Placeholder`).
 
