@@ -132,8 +132,9 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
         resume: if ``results.json`` exists, keep its finished runs and prepared seeds and run only
             the missing (arm, seed) pairs: an interrupted experiment continues, and a larger
             ``runs`` or a new arm adds to it. The saved settings must match (see
-            :func:`resume_mismatch`), and every saved run must be among the requested arms and
-            seeds; otherwise a ``ValueError`` says what differs, before anything runs.
+            :func:`resume_mismatch`; otherwise a ``ValueError`` says what differs, before anything
+            runs). Saved runs of arms or seeds not requested are kept as they are, so ``arms``
+            may be a subset: e.g. more seeds for the main arms only.
 
     Returns:
         ``<out>/<experiment>/results.json``, rewritten after every finished run, so an interrupted
@@ -230,15 +231,17 @@ def _carry_over(saved: dict, results: dict, path: Path) -> None:
     if differ:
         raise ValueError(f"cannot resume {path}: its settings differ ({'; '.join(differ)}). Run with the saved "
                          f"settings, or without --resume (or with another --name) to start a new experiment.")
-    seeds = set(results["config"]["seeds"])
-    outside = sorted(f"{arm}/seed {r['seed']}" for arm, runs in saved.get("arms", {}).items() for r in runs
-                     if arm not in results["arms"] or r["seed"] not in seeds)
-    if outside:
-        raise ValueError(f"cannot resume {path}: it holds runs this call would drop ({', '.join(outside[:6])}"
-                         f"{', …' if len(outside) > 6 else ''}). Request those arms and seeds too (--arms, --seed, "
-                         f"--runs), or use another --name.")
+    # runs of arms or seeds this call does not request are kept as saved (never dropped, never extended)
+    kept = sorted({f"{arm}/seed {r['seed']}" for arm, runs in saved.get("arms", {}).items() for r in runs
+                   if arm not in results["arms"] or r["seed"] not in results["config"]["seeds"]})
+    if kept:
+        logger.info("%s: keeping %d saved runs this call does not request (%s%s)", path, len(kept),
+                    ", ".join(kept[:6]), ", …" if len(kept) > 6 else "")
     for arm, runs in saved.get("arms", {}).items():
         results["arms"][arm] = sorted(runs, key=lambda r: r["seed"])
+    results["config"]["arms"] = list(results["arms"])
+    seeds = set(results["config"]["seeds"]) | {r["seed"] for runs in results["arms"].values() for r in runs}
+    results["config"]["seeds"] = sorted(seeds)
     results["prepared"] = {k: v for k, v in saved.get("prepared", {}).items() if int(k) in seeds}
     results["created"] = saved.get("created", results["created"])
     results["resumed"] = saved.get("resumed", []) + [_dt.datetime.now().isoformat(timespec="seconds")]

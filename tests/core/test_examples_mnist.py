@@ -18,7 +18,7 @@ from examples.experiments import runner  # noqa: E402  (imports neither Keras no
 def toy_run_one(arm: str, seed: int, steps: int, offset: float = 0.0) -> list:
     """A stand-in experiment: one 'episode' every 10 steps, reward rising with the step."""
     rng = np.random.default_rng(seed)
-    bonus = {"old": 0.0, "transplant_preserve": 1.0}[arm]
+    bonus = {"old": 0.0, "transplant_preserve": 1.0, "scratch": -1.0}[arm]
     return [{"step": s, "reward": s / 10 + bonus + offset + rng.normal(0, 0.1)} for s in range(10, steps + 1, 10)]
 
 
@@ -118,7 +118,7 @@ def test_resume_runs_only_the_missing_runs_and_keeps_the_finished_ones(tmp_path)
     assert log == [("old", 0)] and list(json.loads(path.read_text())["arms"]) == ["old"]
 
 
-def test_resume_refuses_other_settings_and_runs_it_would_drop(tmp_path):
+def test_resume_refuses_other_settings_before_anything_runs(tmp_path):
     log: list = []
     run = partial(logged_run_one, log=log)
     runner.run("toy", run, ["old", "transplant_preserve"], runs=2, steps=50, jobs=0, out=tmp_path,
@@ -128,13 +128,29 @@ def test_resume_refuses_other_settings_and_runs_it_would_drop(tmp_path):
     with pytest.raises(ValueError, match=r"settings differ \(lr: saved 0.01, now 0.1; steps: saved 50, now 60\)"):
         runner.run("toy", run, ["old", "transplant_preserve"], runs=2, steps=60, jobs=0, out=tmp_path,
                    config={"lr": 0.1}, progress=False, resume=True)
-    with pytest.raises(ValueError, match=r"would drop \(transplant_preserve/seed 0, transplant_preserve/seed 1\)"):
-        runner.run("toy", run, ["old"], runs=2, steps=50, jobs=0, out=tmp_path, config={"lr": 0.01},
-                   progress=False, resume=True)
-    with pytest.raises(ValueError, match=r"would drop \(old/seed 1, transplant_preserve/seed 1\)"):
-        runner.run("toy", run, ["old", "transplant_preserve"], runs=1, steps=50, jobs=0, out=tmp_path,
-                   config={"lr": 0.01}, progress=False, resume=True)
     assert log == [] and (tmp_path / "toy" / "results.json").read_text() == saved  # refused before anything ran
+
+
+def test_resume_with_fewer_arms_or_seeds_keeps_the_other_saved_runs(tmp_path):
+    log: list = []
+    run = partial(logged_run_one, log=log)
+    path = runner.run("toy", run, ["old", "transplant_preserve", "scratch"], runs=2, steps=50, jobs=0,
+                      out=tmp_path, config={"lr": 0.01}, progress=False)
+    first = json.loads(path.read_text())["arms"]
+    log.clear()
+    # more seeds for two arms only: scratch keeps its two runs and gets no more
+    runner.run("toy", run, ["old", "transplant_preserve"], runs=4, steps=50, jobs=0, out=tmp_path,
+               config={"lr": 0.01}, progress=False, resume=True)
+    assert sorted(log) == [("old", 2), ("old", 3), ("transplant_preserve", 2), ("transplant_preserve", 3)]
+    res = json.loads(path.read_text())
+    assert list(res["arms"]) == res["config"]["arms"] == ["old", "transplant_preserve", "scratch"]
+    assert res["arms"]["scratch"] == first["scratch"] and res["arms"]["old"][:2] == first["old"]
+    assert [r["seed"] for r in res["arms"]["old"]] == [0, 1, 2, 3] and res["config"]["seeds"] == [0, 1, 2, 3]
+    log.clear()
+    # fewer seeds than saved: nothing runs, nothing is dropped
+    runner.run("toy", run, ["old"], runs=1, steps=50, jobs=0, out=tmp_path, config={"lr": 0.01}, progress=False,
+               resume=True)
+    assert log == [] and json.loads(path.read_text())["arms"] == res["arms"]
 
 
 def test_paired_comparison_finds_a_known_difference_seed_by_seed(tmp_path, capsys):
