@@ -26,8 +26,8 @@ against load + save of the model it reads and of the model it writes.
 
 Time: the median of ``--runs`` runs of each method after a warm-up run, interleaved in one process
 (one run of every method per round, the order rotating), so background load hits all methods alike.
-Memory: in a fresh process per (model, flavour) for ``ours`` and one more for the two floors
-(clone+set first, then the NumPy copy), after a warm-up run, the peak resident memory of one run
+Memory: in a fresh process per (model, flavour), before the timed runs, for each method in turn
+(ours first, then clone+set, then the NumPy copy) after a warm-up run of it, the peak resident memory of one run
 above the level before it (VmRSS before; VmHWM after resetting it through
 ``/proc/self/clear_refs``), and for models under 1 MB of weights the peak of traced NumPy/Python
 allocations (``tracemalloc``). The
@@ -251,7 +251,7 @@ BUILDERS = {"cartpole": cartpole, "deep_narrow": deep_narrow, "nature_dqn": natu
 
 
 # ------------------------------------------------------------------------------------------------
-# Worker: one (model, flavour, method) in a fresh process
+# Worker: one (model, flavour) in a fresh process
 # ------------------------------------------------------------------------------------------------
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
@@ -361,65 +361,68 @@ def _floors(K, template, arrays) -> dict:
     return {"clone": clone, "numpy": numpy_copy}
 
 
-def worker(model_name: str, flavour: str, method: str, runs: int) -> dict | list[dict]:
-    """``method`` ``ours``: the peak memory of ``transplant`` and the times of all three methods,
-    interleaved. Otherwise ``method`` names the floors whose peak memory to measure (``clone``,
-    ``numpy`` or ``clone+numpy``), one after the other in this process: clone+set first, while the
-    process is fresh (the NumPy copy's blocks are plain ``mmap``s that go back to the OS when freed,
-    so it is the one measured second); a list of one result per floor.
+def worker(model_name: str, flavour: str, methods: str, runs: int) -> list[dict]:
+    """One (model, flavour) in this fresh process: the peak memory of each of ``methods``
+    (``"ours+clone+numpy"`` or a part of it), one after the other in that order, and, if ``ours`` is
+    among them, the times of all three methods, interleaved, after the memory. A list of one result
+    per method.
 
-    Interleaving (one run of each method per round, the order rotating) exposes every method to the
-    same background load, so the ratios hold even on a busy machine. The ``tracemalloc`` peak, which
-    only the memory goal of models under :data:`SMALL_WEIGHTS` reads, is measured only for those
-    (tracing slows a large model's run several times over).
+    Memory first, each method after its own warm-up run: ``transplant`` while nothing else has been
+    built in the process, then clone+set, then the NumPy copy. Large blocks are ``mmap``s that go back
+    to the OS when freed (see :data:`MALLOC_ENV`), so one method's freed arrays do not hide the next
+    one's peak. Interleaving the timed runs (one run of each method per round, the order rotating)
+    exposes every method to the same background load, so the ratios hold even on a busy machine. The
+    ``tracemalloc`` peak, which only the memory goal of models under :data:`SMALL_WEIGHTS` reads, is
+    measured only for those (tracing slows a large model's run several times over).
     """
     K = _import_flavour(flavour)
     from keras_surgeon_rl import surgeon
 
+    wanted = methods.split("+")
+    unknown = set(wanted) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
     K.utils.set_random_seed(0)
     old, spec = BUILDERS[model_name](K)
-    out = {"model": model_name, "flavour": flavour, "method": method, "runs": runs,
-           "old_params": _n_params(old.get_weights()), "layers": len(old.layers)}
+    base = {"model": model_name, "flavour": flavour, "runs": runs,
+            "old_params": _n_params(old.get_weights()), "layers": len(old.layers)}
 
     def ours():
         return surgeon.transplant(old, spec)
 
-    if method == "ours":
-        new = ours()  # warm-up: first-call costs (imports, tracing, caches) are not the surgery's
-        arrays = new.get_weights()
-        out["new_params"] = _n_params(arrays)
-        out["new_weight_bytes"] = int(sum(a.nbytes for a in arrays))
-        del new, arrays
-        out.update(_peak_rss_extra(ours))  # before anything else is built in this process
-        out["traced_peak_bytes"] = _traced_peak(ours) if out["new_weight_bytes"] < SMALL_WEIGHTS else None
-        template = ours()
-        ops = {"ours": ours, **_floors(K, template, template.get_weights()),
-               "staged": lambda: _staged(old, spec)}
+    new = ours()  # warm-up: first-call costs (imports, tracing, caches) are not the surgery's
+    arrays = new.get_weights()
+    base["new_params"] = _n_params(arrays)
+    base["new_weight_bytes"] = int(sum(a.nbytes for a in arrays))
+    small = base["new_weight_bytes"] < SMALL_WEIGHTS
+    del new, arrays
+
+    def measure(name, op):
+        res = {**base, "method": name, **_peak_rss_extra(op)}
+        res["traced_peak_bytes"] = _traced_peak(op) if small else None
+        return res
+
+    results = {}
+    if "ours" in wanted:
+        results["ours"] = measure("ours", ours)  # before anything else is built in this process
+    template = ours()
+    ops = {"ours": ours, **_floors(K, template, template.get_weights())}
+    for name in [m for m in ("clone", "numpy") if m in wanted]:
+        ops[name]()  # warm-up
+        results[name] = measure(name, ops[name])
+    if "ours" in results:
         stages = []
 
         def keep_stages(name, result):
             if name == "staged":
                 stages.append(result[1])
 
-        out.update(_interleaved(ops, runs, keep=keep_stages))
+        out = results["ours"]
+        out.update(_interleaved({**ops, "staged": lambda: _staged(old, spec)}, runs, keep=keep_stages))
         out["median"] = out["medians"]["ours"]
         out["stages"] = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
         out["stage_runs"] = stages
-        return out
-
-    template = ours()
-    arrays = template.get_weights()
-    out["new_params"] = _n_params(arrays)
-    out["new_weight_bytes"] = int(sum(a.nbytes for a in arrays))
-    floors = _floors(K, template, arrays)
-    results = []
-    for name in [m for m in ("clone", "numpy") if m in method.split("+")]:
-        op = floors[name]
-        op()  # warm-up
-        res = {**out, "method": name, **_peak_rss_extra(op)}
-        res["traced_peak_bytes"] = _traced_peak(op) if out["new_weight_bytes"] < SMALL_WEIGHTS else None
-        results.append(res)
-    return results
+    return list(results.values())
 
 
 def profile_worker(model_name: str, flavour: str, runs: int, out_dir: Path) -> dict:
@@ -706,8 +709,8 @@ def markdown(rows: list[dict], runs: int) -> str:
     lines.append("")
     lines.append(f"Times: median of {runs} interleaved runs per method after a warm-up run (stages: median of "
                  f"{runs} runs of the same calls made one by one). Peak extra memory: one run's VmHWM above the "
-                 "VmRSS before it, in a fresh process per (model, flavour) for ours and one for both floors "
-                 "(clone+set measured first).")
+                 "VmRSS before it, in a fresh process per (model, flavour), ours first, then clone+set, then the "
+                 "NumPy copy.")
     return "\n".join(lines)
 
 
@@ -783,12 +786,11 @@ def main(argv=None) -> int:
                 tqdm.write(f"{model} {flavour}: {res['profile']}")
         return 0
 
-    floors = "+".join(m for m in args.methods if m != "ours")
-    jobs = [(m, f, meth) for m in models for f in flavours
-            for meth in (["ours"] if "ours" in args.methods else []) + ([floors] if floors else [])
+    methods = "+".join(m for m in METHODS if m in args.methods)
+    jobs = [(m, f, methods if not args.quick or m == models[0] else "ours") for m in models for f in flavours
             # --quick: memory of the floors for the first model only, deep_narrow in Keras 3 only (200 layers
             # cost a tf_keras worker about a minute)
-            if not args.quick or (m == models[0] or meth == "ours") and (m != "deep_narrow" or f == "keras3")]
+            if not args.quick or m != "deep_narrow" or f == "keras3"]
     results = []
     t_start = time.perf_counter()
     bar = tqdm(jobs, desc="benchmark", unit="job")
