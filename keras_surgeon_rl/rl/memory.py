@@ -1,4 +1,5 @@
-"""Carrying a keras-rl2 replay memory over to an agent with changed actions, and to NumPy arrays.
+"""Carrying a keras-rl2 replay memory over to an agent with changed actions (discrete: :func:`carry_memory`,
+continuous: :func:`carry_action_columns`), and to NumPy arrays.
 
 :func:`memory_arrays` turns a ``SequentialMemory`` into a few NumPy arrays (observations stacked
 into one) and a small JSON record; :func:`memory_from_arrays` checks them against each other and
@@ -72,6 +73,47 @@ def carry_memory(old: SequentialMemory, action_map: np.ndarray,
     logger.info("carried %d replay entries over (%d of removed actions, never sampled)", old.nb_entries, dropped)
     return new
 
+
+
+def carry_action_columns(old: SequentialMemory, old_actions: list, new_actions: list,
+                         window_length: Optional[int] = None) -> SequentialMemory:
+    """A copy of ``old`` whose stored continuous action vectors are mapped by action ID.
+
+    keras-rl2's ``DDPGAgent`` stores each action as a vector of ``nb_actions`` values. Column ``j``
+    of a carried action is the old column of ``new_actions[j]``; a new action's column holds the
+    neutral value ``0``, a removed action's column is dropped. Every transition stays usable.
+
+    Args:
+        old: the old agent's memory; never modified.
+        old_actions, new_actions: the action IDs before and after, one per column.
+        window_length: the new agent's window (default: the old one's).
+
+    Returns:
+        A new ``SequentialMemory`` with the same limit and episode-boundary setting.
+
+    Raises:
+        ValueError: a stored action is not a vector of ``len(old_actions)`` values.
+
+    Example:
+        >>> new = carry_action_columns(agent.memory, ["main"], ["main", "lateral"])
+        >>> new.actions[0]  # array([a_main, 0.])
+    """
+    from keras_surgeon_rl.ids import index_of
+
+    columns = index_of(old_actions, new_actions)
+    kept = columns >= 0
+    new = SequentialMemory(old.limit, window_length=window_length or old.window_length,
+                           ignore_episode_boundaries=old.ignore_episode_boundaries)
+    for i in range(old.nb_entries):
+        action = np.asarray(old.actions[i])
+        if action.shape != (len(old_actions),):
+            raise ValueError(f"stored action {i} has shape {action.shape}, expected ({len(old_actions)},): one value "
+                             f"per old action {old_actions}")
+        mapped = np.zeros(len(new_actions), action.dtype)
+        mapped[kept] = action[columns[kept]]
+        new.append(old.observations[i], mapped, old.rewards[i], old.terminals[i])
+    logger.info("carried %d replay entries over, action columns %s → %s", old.nb_entries, old_actions, new_actions)
+    return new
 
 #: Scalar fields of a ``SequentialMemory`` (and of ``Memory``'s recent window), saved with their item types.
 SCALAR_FIELDS = ("actions", "rewards", "terminals", "recent_terminals")
