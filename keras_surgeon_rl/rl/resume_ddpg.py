@@ -106,10 +106,10 @@ def split_spec(spec: Any) -> tuple[Spec, dict]:
     Raises:
         SurgeryError: an unknown key, hidden-layer edits at the top level, or a bad network part.
     """
-    if isinstance(spec, Spec) or spec is None:
-        spec = {} if spec is None else spec
-        if isinstance(spec, Spec):
-            raise SurgeryError("resume_ddpg takes a spec dict (with 'actor' and 'critic' parts), not a parsed Spec")
+    if spec is None:
+        spec = {}
+    if isinstance(spec, Spec):
+        raise SurgeryError("resume_ddpg takes a spec dict (with 'actor' and 'critic' parts), not a parsed Spec")
     if not isinstance(spec, dict):
         raise SurgeryError(f"the spec must be a dict, got {type(spec).__name__}")
     for key in spec:

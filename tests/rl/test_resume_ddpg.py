@@ -55,8 +55,8 @@ def q_net(n_obs, n_actions):
 
 
 def trained_dqn(env, n_obs, n_actions, steps=100):
-    agent = DQNAgent(model=q_net(n_obs, n_actions), nb_actions=n_actions, memory=SequentialMemory(2000, window_length=1),
-                     nb_steps_warmup=50, target_model_update=1e-2, policy=BoltzmannQPolicy())
+    agent = DQNAgent(model=q_net(n_obs, n_actions), nb_actions=n_actions,
+                     memory=SequentialMemory(2000, window_length=1), nb_steps_warmup=50, target_model_update=1e-2, policy=BoltzmannQPolicy())
     agent.compile(tf_keras.optimizers.legacy.Adam(learning_rate=1e-3))
     agent.fit(env, nb_steps=steps, verbose=0)
     return agent
@@ -156,7 +156,7 @@ def test_pendulum_add_observation_feature_keeps_actions_and_q():
     s_new = reorder(s_old, kept, PENDULUM_FEATURES)
     assert_same_function(old, new, s_old, s_new, [0], [0])
     obs_old, obs_new = s_old[3, 0], s_new[3, 0]
-    np.testing.assert_allclose(deterministic_action(new, obs_new), deterministic_action(old, obs_old), atol=1e-6)
+    np.testing.assert_array_equal(deterministic_action(new, obs_new), deterministic_action(old, obs_old))
     # settings, optimizers, random process, memory, unit IDs
     for k in ("gamma", "batch_size", "nb_steps_warmup_critic", "nb_steps_warmup_actor", "target_model_update"):
         assert getattr(new, k) == getattr(old, k)
@@ -209,8 +209,7 @@ def test_added_action_dimension_keeps_actions_q_noise_and_memory():
     assert new.nb_actions == 2
     s = states(8)
     assert_same_function(old, new, s, s, old_ids, new_ids)
-    np.testing.assert_allclose(deterministic_action(new, s[0, 0]), [0.0, deterministic_action(old, s[0, 0])[0]],
-                               atol=1e-6)
+    np.testing.assert_array_equal(deterministic_action(new, s[0, 0]), [0.0, deterministic_action(old, s[0, 0])[0]])
     # the random process: size 2, state mapped by ID, the new dimension at 0
     assert new.random_process.size == 2
     np.testing.assert_array_equal(new.random_process.x_prev, [0.0, old_x[0]])
