@@ -246,7 +246,7 @@ def resume_ddpg(old_agent: DDPGAgent, spec: Any, *, memory: Union[str, Memory] =
             actor outputs), ``"init"`` (new hidden units, as in the spec), and ``"actor"`` /
             ``"critic"``: ``{"units", "insert", "delete", "init"}`` for that network's hidden
             layers. Old IDs default to those the actor carries, else ``0..n-1``.
-        memory: ``"auto"`` (carry the replay memory when the observation shape is unchanged, its
+        memory: ``"auto"`` (carry a ``SequentialMemory`` when the observation features are unchanged, its
             action columns mapped by ID, new columns ``0``, removed ones dropped; else start empty),
             ``"carry"`` (carry or fail), ``"fresh"``, or a keras-rl2 memory.
         random_process: the new agent's exploration noise (default: a copy of the old one's with
@@ -284,6 +284,10 @@ def resume_ddpg(old_agent: DDPGAgent, spec: Any, *, memory: Union[str, Memory] =
     if isinstance(memory, str) and memory == "carry" and not same_obs:
         raise SurgeryError(f"memory='carry': the observation features change ({obs.old} → {obs.new}), so stored "
                            "observations no longer fit; use memory='fresh'")
+    sequential = isinstance(old_agent.memory, SequentialMemory)
+    if isinstance(memory, str) and memory == "carry" and not sequential:
+        raise SurgeryError(f"memory='carry' carries a SequentialMemory; the old agent has a "
+                           f"{type(old_agent.memory).__name__}. Use memory='fresh' or pass a keras-rl2 Memory")
     new_process = random_process if random_process is not None else \
         map_random_process(old_agent.random_process, act.old, act.new)
     settings = {**ddpg_settings(old_agent), **overrides}
@@ -300,9 +304,11 @@ def resume_ddpg(old_agent: DDPGAgent, spec: Any, *, memory: Union[str, Memory] =
     window = old_agent.memory.window_length
     if isinstance(memory, Memory):
         new_memory = memory
-    elif memory == "fresh" or not same_obs:
+    elif memory == "fresh" or not same_obs or not sequential:
         if memory == "auto":
-            logger.info("resume_ddpg: memory='auto' starts an empty replay memory: the observation features change")
+            logger.info("resume_ddpg: memory='auto' starts an empty replay memory: %s",
+                        "the observation features change" if not same_obs else
+                        f"the old {type(old_agent.memory).__name__} is not a SequentialMemory")
         new_memory = SequentialMemory(old_agent.memory.limit, window_length=window,
                                       ignore_episode_boundaries=old_agent.memory.ignore_episode_boundaries)
     else:

@@ -16,6 +16,7 @@ from rl.policy import BoltzmannQPolicy
 from rl.random import OrnsteinUhlenbeckProcess
 
 from keras_surgeon_rl import SurgeryError, get_unit_ids
+from keras_surgeon_rl.rl.memory import carry_action_columns
 from keras_surgeon_rl.rl.resume_ddpg import map_random_process
 
 L = tf_keras.layers
@@ -236,6 +237,21 @@ def test_map_random_process_by_id():
     assert new.size == 3 and new.theta == .2 and new.sigma == .5
     np.testing.assert_array_equal(process.x_prev, [1.0, 2.0, 3.0])
     assert map_random_process(process, ["a", "b", "c"], ["b"]).x_prev.tolist() == [2.0]
+
+
+def test_carry_action_columns_maps_drops_and_zero_fills_by_id():
+    old = SequentialMemory(limit=10, window_length=1)
+    for i in range(4):
+        old.append(np.array([i, -i], np.float32), np.array([1.0 + i, 2.0 + i, 3.0 + i]), float(i), i == 3)
+    new = carry_action_columns(old, ["a", "b", "c"], ["c", "new", "a"])
+    assert new.nb_entries == 4 and new.limit == 10
+    for i in range(4):
+        np.testing.assert_array_equal(new.actions[i], [3.0 + i, 0.0, 1.0 + i])
+        assert new.actions[i].dtype == old.actions[i].dtype
+        assert (new.rewards[i], new.terminals[i]) == (old.rewards[i], old.terminals[i])
+    np.testing.assert_array_equal(old.actions[0], [1.0, 2.0, 3.0])  # the old memory is untouched
+    with pytest.raises(ValueError, match="expected \\(2,\\)"):
+        carry_action_columns(old, ["a", "b"], ["a"])
 
 
 @pytest.mark.parametrize("spec, message", [
