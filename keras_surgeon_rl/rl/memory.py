@@ -74,7 +74,6 @@ def carry_memory(old: SequentialMemory, action_map: np.ndarray,
     return new
 
 
-
 def carry_action_columns(old: SequentialMemory, old_actions: list, new_actions: list,
                          window_length: Optional[int] = None) -> SequentialMemory:
     """A copy of ``old`` whose stored continuous action vectors are mapped by action ID.
@@ -114,6 +113,7 @@ def carry_action_columns(old: SequentialMemory, old_actions: list, new_actions: 
         new.append(old.observations[i], mapped, old.rewards[i], old.terminals[i])
     logger.info("carried %d replay entries over, action columns %s → %s", old.nb_entries, old_actions, new_actions)
     return new
+
 
 #: Scalar fields of a ``SequentialMemory`` (and of ``Memory``'s recent window), saved with their item types.
 SCALAR_FIELDS = ("actions", "rewards", "terminals", "recent_terminals")
