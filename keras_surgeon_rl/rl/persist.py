@@ -1,8 +1,8 @@
-"""Save and load what resuming a keras-rl2 ``DQNAgent`` (or ``DDPGAgent``) needs, months later.
+"""Save and load what resuming a keras-rl2 ``DQNAgent`` (``DDPGAgent``, ``SARSAAgent``) needs, months later.
 
 ``agent.json``'s ``"agent"`` key names the agent type (a save without it holds a ``DQNAgent``). A
-``DDPGAgent``'s files are described in :mod:`keras_surgeon_rl.rl.persist_ddpg`; a ``DQNAgent``'s
-directory holds:
+``DDPGAgent``'s files are described in :mod:`keras_surgeon_rl.rl.persist_ddpg`, a ``SARSAAgent``'s in
+:mod:`keras_surgeon_rl.rl.persist_sarsa`; a ``DQNAgent``'s directory holds:
 
 - ``network.h5`` and its unit-ID sidecar ``network.h5.ids.json`` (architecture, weights, unit IDs of
   features and actions; see :mod:`keras_surgeon_rl.io`),
@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -75,7 +76,9 @@ OPTIMIZER = "optimizer.npz"
 
 _RESAVE = "restore the whole directory from a copy, or save the agent again with save_agent"
 #: The keras-rl2 agent classes saved and loaded; agent.json's "agent" names one (absent: DQNAgent).
-AGENT_TYPES = ("DQNAgent", "DDPGAgent")
+AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent")
+#: The module saving and loading each agent type but DQNAgent (its ``SCHEMA``, ``save_*`` and ``load_*``).
+_MODULES = {"DDPGAgent": "keras_surgeon_rl.rl.persist_ddpg", "SARSAAgent": "keras_surgeon_rl.rl.persist_sarsa"}
 
 
 # --- agent.json: its declared shape -------------------------------------------------------------
@@ -185,9 +188,7 @@ def _read_agent_json(directory: Path) -> dict:
         if fmt < 2:
             raise ModelFileError(f"{path}: format {fmt} holds only DQNAgents, but it names a {kind}; the file was "
                                  f"edited or damaged: {_RESAVE}")
-        from keras_surgeon_rl.rl import persist_ddpg
-
-        _check(data, persist_ddpg.SCHEMA, path)
+        _check(data, importlib.import_module(_MODULES[kind]).SCHEMA, path)
         return data
     _check(data, SCHEMA_2 if fmt >= 2 else SCHEMA, path)
     record = data.get("optimizer_state")
@@ -310,7 +311,8 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
     """Save a compiled ``DQNAgent``'s networks, unit IDs, settings and (optionally) replay memory.
 
     A ``DDPGAgent`` is saved by :func:`keras_surgeon_rl.rl.persist_ddpg.save_ddpg` (actor, critic,
-    both targets, random process, optimizers' classes and configs; ``optimizer=True`` is refused).
+    both targets, random process, optimizers' classes and configs; ``optimizer=True`` is refused), a
+    ``SARSAAgent`` by :func:`keras_surgeon_rl.rl.persist_sarsa.save_sarsa`.
 
     Args:
         agent: a compiled keras-rl2 ``DQNAgent`` (plain, double or dueling).
@@ -333,13 +335,18 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
         >>> save_agent(agent, "runs/cartpole", memory=True, optimizer=True)
     """
     from rl.agents.ddpg import DDPGAgent
+    from rl.agents.sarsa import SARSAAgent
 
     if isinstance(agent, DDPGAgent):
         from keras_surgeon_rl.rl.persist_ddpg import save_ddpg
 
         return save_ddpg(agent, directory, memory=memory, optimizer=optimizer)
+    if isinstance(agent, SARSAAgent):
+        from keras_surgeon_rl.rl.persist_sarsa import save_sarsa
+
+        return save_sarsa(agent, directory, memory=memory, optimizer=optimizer)
     if not isinstance(agent, DQNAgent):
-        raise ModelFileError(f"{directory}: save_agent saves a {' or a '.join(AGENT_TYPES)}, not a "
+        raise ModelFileError(f"{directory}: save_agent saves agents of types {', '.join(AGENT_TYPES)}, not a "
                              f"{type(agent).__name__}; save its networks with keras_surgeon_rl.io.save_model")
     directory = _make_directory(directory)
     arrays, record = None, None
@@ -523,7 +530,8 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
 
     ``agent.json`` says which agent type the directory holds (saves without that key hold a
     ``DQNAgent``). For a ``DDPGAgent`` see :func:`keras_surgeon_rl.rl.persist_ddpg.load_ddpg`:
-    ``policy`` and ``test_policy`` do not apply, ``optimizer`` is a pair ``[actor, critic]``.
+    ``policy`` and ``test_policy`` do not apply, ``optimizer`` is a pair ``[actor, critic]``. For a
+    ``SARSAAgent`` see :func:`keras_surgeon_rl.rl.persist_sarsa.load_sarsa`.
 
     Args:
         directory: what :func:`save_agent` wrote.
@@ -563,6 +571,11 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
                             "exploration is the random process); pass random_process= instead")
         return load_ddpg(directory, data, processor=processor, optimizer=optimizer, memory=memory,
                          optimizer_state=optimizer_state, random_process=random_process)
+    if data.get("agent") == "SARSAAgent":
+        from keras_surgeon_rl.rl.persist_sarsa import load_sarsa
+
+        return load_sarsa(directory, data, processor=processor, policy=policy, test_policy=test_policy,
+                          optimizer=optimizer, memory=memory, optimizer_state=optimizer_state)
     saved_memory = data.get("replay") is not None
     if memory is True and not saved_memory:
         raise ModelFileError(f"{path}: records no replay memory (saved with memory=False, or by format 1); load with "

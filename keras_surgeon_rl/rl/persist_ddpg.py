@@ -43,7 +43,7 @@ from keras_surgeon_rl.errors import ModelFileError
 from keras_surgeon_rl.io import file_sha256, load_model, sidecar, write_model_files
 from keras_surgeon_rl.rl.compat import setup
 from keras_surgeon_rl.rl.memory import memory_arrays
-from keras_surgeon_rl.rl.persist import (_BOOL, _CLASS, _FILE, _NUMBER, _OBJECT, AGENT, FORMAT, MEMORY, OPTIMIZER,
+from keras_surgeon_rl.rl.persist import (_BOOL, _CLASS, _NUMBER, _OBJECT, AGENT, FORMAT, MEMORY, OPTIMIZER,
                                          _RESAVE, _check, _check_files, _check_target_weights, _integer,
                                          _json_default, _make_directory, _memory_settings, _optimizer_from,
                                          _read_memory)

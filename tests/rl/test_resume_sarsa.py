@@ -1,19 +1,23 @@
 """resume_sarsa / resume_agent on real keras-rl2 SARSA agents: the Q-values on the old action IDs and
 the greedy action survive every edit that claims to preserve them, settings and policies are
 carried, fit runs afterwards, bad specs are refused before anything is built, and the old agent is
-untouched."""
+untouched; save_agent / load_agent round-trip a SARSAAgent."""
 
 from keras_surgeon_rl.rl import (  # first: sets up keras-rl2
     ACROBOT_ACTIONS, CARTPOLE_FEATURES, make_env, resume_agent, resume_sarsa, tf_keras,
 )
 
+import json
+
 import numpy as np
 import pytest
 from rl.agents import SARSAAgent
-from rl.policy import BoltzmannQPolicy, GreedyQPolicy
+from rl.policy import BoltzmannQPolicy, EpsGreedyQPolicy, GreedyQPolicy, LinearAnnealedPolicy
 
 from keras_surgeon_rl import SurgeryError, get_unit_ids, set_unit_ids
 from keras_surgeon_rl import surgeon
+from keras_surgeon_rl.errors import ModelFileError
+from keras_surgeon_rl.rl.persist import load_agent, save_agent
 
 L = tf_keras.layers
 N_STATES = 500
@@ -107,7 +111,7 @@ def test_acrobot_added_action_keeps_q_and_greedy_action():
     kept = ["torque-1", "torque+1"]
     old = trained_sarsa(make_env("Acrobot-v1", seed=0, actions=kept), 6, 2, actions=kept)
     snap = snapshot(old)
-    new_actions = ["torque-1", "torque0", "torque+1"]
+    new_actions = ACROBOT_ACTIONS  # ["torque-1", "torque0", "torque+1"]: torque0 added in the middle
     new = resume_sarsa(old, {"outputs": {"new": new_actions}, "units": {"h0": 24}})
     assert new.nb_actions == 3 and new.model.get_layer("h0").units == 24
     s = states(6)
@@ -156,3 +160,35 @@ def test_bad_sarsa_requests_are_refused_before_anything_is_built(monkeypatch):
         resume_sarsa(uncompiled, {})
     assert built == []
     assert_unchanged(old, snap)
+
+
+def test_sarsa_save_and_load_round_trip_then_resume(tmp_path):
+    kept = ["x_dot", "theta"]
+    old = trained_sarsa(make_env("CartPole-v1", seed=0, features=kept), 2, 2, features=kept, actions=["left", "right"])
+    old.policy = LinearAnnealedPolicy(EpsGreedyQPolicy(), attr="eps", value_max=1.0, value_min=0.1, value_test=0.05,
+                                      nb_steps=300)
+    save_agent(old, tmp_path / "s")
+    loaded = load_agent(tmp_path / "s")
+    assert type(loaded) is SARSAAgent and loaded.compiled
+    s = states(2)
+    np.testing.assert_allclose(loaded.compute_batch_q_values(s), old.compute_batch_q_values(s), atol=1e-6, rtol=0)
+    assert get_unit_ids(loaded.model) == get_unit_ids(old.model)
+    for k in ("gamma", "nb_steps_warmup", "train_interval", "delta_clip", "nb_actions"):
+        assert getattr(loaded, k) == getattr(old, k)
+    assert type(loaded.policy) is LinearAnnealedPolicy and loaded.policy.get_config() == old.policy.get_config()
+    assert type(loaded.test_policy) is GreedyQPolicy
+    assert loaded.trainable_model.optimizer.get_config() == old.trainable_model.optimizer.get_config()
+    # it resumes by name from the loaded IDs, and trains
+    new = resume_sarsa(loaded, {"inputs": {"new": CARTPOLE_FEATURES}, "outputs": {"new": ["right", "left"]}})
+    assert_same_q(old, new, s, reorder(s, kept, CARTPOLE_FEATURES), ["left", "right"], ["right", "left"])
+    new.fit(make_env("CartPole-v1", seed=1, actions=["right", "left"]), nb_steps=60, verbose=0)
+    with pytest.raises(ModelFileError, match="a SARSAAgent has no replay memory; save with memory=False"):
+        save_agent(old, tmp_path / "m", memory=True)
+    with pytest.raises(ModelFileError, match="records no memory; load with memory='auto' or False"):
+        load_agent(tmp_path / "s", memory=True)
+    data = json.loads((tmp_path / "s" / "agent.json").read_text())
+    data["nb_actions"] = 3
+    (tmp_path / "s" / "agent.json").write_text(json.dumps(data))
+    with pytest.raises(ModelFileError, match=r"network.h5: has 1 inputs and outputs of \[2\] units; a SARSA "
+                                             r"Q-network has one input and one output of nb_actions=3"):
+        load_agent(tmp_path / "s")
