@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
-from rl.agents import DDPGAgent
+from rl.agents import DDPGAgent, DQNAgent
 from rl.memory import SequentialMemory
 from rl.random import GaussianWhiteNoiseProcess, OrnsteinUhlenbeckProcess
 
@@ -276,3 +276,22 @@ def test_ddpg_save_refusals(tmp_path):
     with pytest.raises(ModelFileError, match="save_agent saves agents of types DQNAgent, DDPGAgent, SARSAAgent, "
                                              "not a str"):
         save_agent("agent", tmp_path / "b")
+
+
+def test_dqn_saves_name_their_type_and_untyped_saves_still_load_as_dqn(tmp_path):
+    model = tf_keras.Sequential([L.Flatten(input_shape=(1, 4), name="flat"), L.Dense(2, name="q")], name="qnet")
+    agent = DQNAgent(model=model, nb_actions=2, memory=SequentialMemory(limit=50, window_length=1), nb_steps_warmup=5)
+    agent.compile(tf_keras.optimizers.legacy.Adam(learning_rate=1e-3))
+    save_agent(agent, tmp_path / "q")
+    assert json.loads((tmp_path / "q" / "agent.json").read_text())["agent"] == "DQNAgent"
+    edit_json(tmp_path / "q", lambda data: data.pop("agent"))  # as saved before the key existed
+    loaded = load_agent(tmp_path / "q")
+    assert type(loaded) is DQNAgent
+    s = np.random.default_rng(0).normal(size=(20, 1, 4)).astype("float32")
+    np.testing.assert_array_equal(loaded.model.predict_on_batch(s), agent.model.predict_on_batch(s))
+    # a typed save of format 1 is refused: format 1 held only DQNAgents
+    d = tmp_path / "d"
+    save_agent(make_ddpg(steps=0), d)
+    edit_json(d, lambda data: data.update(format=1))
+    with pytest.raises(ModelFileError, match="format 1 holds only DQNAgents, but it names a DDPGAgent"):
+        load_agent(d)
