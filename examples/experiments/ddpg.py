@@ -72,7 +72,8 @@ def actor_network(n_obs: int, hidden: Sequence[int], n_act: int, name: str):
 
 
 def critic_network(n_obs: int, hidden: Sequence[int], n_act: int, name: str):
-    """``(critic, action_input)``: Concatenate(action, Flatten(observation)) → Dense(relu) × len(hidden) → Dense(1)."""
+    """``(critic, action_input)``: Concatenate(action, Flatten(observation)) → Dense(relu) × len(hidden)
+    → Dense(1); layers c_h1, …, q."""
     L = tf_keras.layers
     action = L.Input((n_act,), name="action_input")
     observation = L.Input((1, n_obs), name="observation_input")

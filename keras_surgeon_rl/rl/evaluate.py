@@ -1,4 +1,4 @@
-"""Greedy evaluation of a DQN or a DDPG agent on a fixed set of start states: ``greedy_returns(agent, env_factory, seeds)``.
+"""Greedy evaluation of a DQN or DDPG agent on fixed start states: ``greedy_returns(agent, env_factory, seeds)``.
 
 A training return is measured under exploration (Boltzmann, ε-greedy) and from whatever start
 states the training episodes happened to get, so it cannot tell "the same function" apart from
