@@ -15,12 +15,16 @@ from keras_surgeon_rl.rl.envs import (  # noqa: E402
     CARTPOLE_FEATURES,
     LUNARLANDER_ACTIONS,
     LUNARLANDER_FEATURES,
+    PENDULUM_FEATURES,
     ActionSubset,
     GymnasiumAdapter,
     ObservationSubset,
     make_env,
 )
 from keras_surgeon_rl.rl.resume import action_ids, network_of, resume_dqn  # noqa: E402
+from keras_surgeon_rl.rl.resume_ddpg import resume_ddpg  # noqa: E402
+from keras_surgeon_rl.rl.resume_sarsa import resume_sarsa  # noqa: E402
+from keras_surgeon_rl.rl.agents import resume_agent  # noqa: E402
 
 __all__ = [
     "ACROBOT_ACTIONS",
@@ -29,11 +33,15 @@ __all__ = [
     "CARTPOLE_FEATURES",
     "LUNARLANDER_ACTIONS",
     "LUNARLANDER_FEATURES",
+    "PENDULUM_FEATURES",
     "ActionSubset",
     "GymnasiumAdapter",
     "ObservationSubset",
     "make_env",
     "resume_dqn",
+    "resume_ddpg",
+    "resume_sarsa",
+    "resume_agent",
     "action_ids",
     "network_of",
     "setup",

@@ -55,6 +55,10 @@ LUNARLANDER_FEATURES = [
 #: the main engine, fire the right orientation engine.
 LUNARLANDER_ACTIONS = ["noop", "left", "main", "right"]
 
+#: Observation features of ``Pendulum-v1``: cosine and sine of the pendulum's angle, and its angular
+#: velocity. Its one continuous action is the torque.
+PENDULUM_FEATURES = ["cos_theta", "sin_theta", "theta_dot"]
+
 # Feature and action IDs of the environments make_env knows, by gymnasium id.
 _KNOWN_ENVS: dict[str, tuple[list[str], list[str] | None]] = {
     "CartPole-v0": (CARTPOLE_FEATURES, CARTPOLE_ACTIONS),
@@ -64,6 +68,7 @@ _KNOWN_ENVS: dict[str, tuple[list[str], list[str] | None]] = {
     "LunarLander-v3": (LUNARLANDER_FEATURES, LUNARLANDER_ACTIONS),
     "LunarLanderContinuous-v2": (LUNARLANDER_FEATURES, None),
     "LunarLanderContinuous-v3": (LUNARLANDER_FEATURES, None),
+    "Pendulum-v1": (PENDULUM_FEATURES, None),
 }
 
 
@@ -408,12 +413,14 @@ def make_env(
 
     Args:
         env_id: a gymnasium id, one of ``CartPole-v0``/``-v1``, ``Acrobot-v1``,
-            ``LunarLander-v3`` (also ``-v2`` and the continuous variants, features only) when
+            ``LunarLander-v3`` (also ``-v2`` and the continuous variants, features only),
+            ``Pendulum-v1`` (features only) when
             ``features`` or ``actions`` are given; or a gymnasium environment with such a
             ``spec.id``. Without subsets any id works.
         seed: seed of the first reset and of the action spaces; ``None``: not seeded.
         features: observation feature IDs to keep, in order (see :data:`CARTPOLE_FEATURES`,
-            :data:`ACROBOT_FEATURES`, :data:`LUNARLANDER_FEATURES`); ``None``: all, unwrapped.
+            :data:`ACROBOT_FEATURES`, :data:`LUNARLANDER_FEATURES`, :data:`PENDULUM_FEATURES`); ``None``: all,
+            unwrapped.
         actions: action IDs to keep, in order (see :data:`CARTPOLE_ACTIONS`,
             :data:`ACROBOT_ACTIONS`, :data:`LUNARLANDER_ACTIONS`); ``None``: all, unwrapped.
         **make_kwargs: passed to ``gymnasium.make`` when ``env_id`` is a string (for instance

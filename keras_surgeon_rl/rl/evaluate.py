@@ -1,9 +1,10 @@
-"""Greedy evaluation of a DQN on a fixed set of start states: ``greedy_returns(agent, env_factory, seeds)``.
+"""Greedy evaluation of a DQN or DDPG agent on fixed start states: ``greedy_returns(agent, env_factory, seeds)``.
 
 A training return is measured under exploration (Boltzmann, ε-greedy) and from whatever start
 states the training episodes happened to get, so it cannot tell "the same function" apart from
 noise. This module measures the policy itself: every episode starts from a seeded reset (the same
-seeds for every agent compared), and the agent acts greedily (argmax of its Q-values) until the
+seeds for every agent compared), and the agent acts greedily (argmax of its Q-values; a
+``DDPGAgent`` takes its actor's deterministic action, without exploration noise) until the
 environment ends the episode (termination, or its own time limit). Nothing here draws from the
 global random generators or changes the agent, so evaluating in the middle of training leaves the
 training run exactly as it would have been.
@@ -50,6 +51,28 @@ def _q_function(agent_or_model: Any) -> tuple[Callable[[np.ndarray], np.ndarray]
     return agent_or_model.predict_on_batch, None, None
 
 
+def _actor_function(agent_or_model: Any, kind: str) -> Optional[tuple[Callable[[np.ndarray], np.ndarray], Any,
+                                                                      Optional[int]]]:
+    """``(actions(state_batch), processor, window)`` of a keras-rl2 ``DDPGAgent`` (or, ``kind="actor"``,
+    a Keras actor network); ``None`` for anything evaluated by argmax of Q-values."""
+    if kind not in ("auto", "q", "actor"):
+        raise ValueError(f"greedy_returns(kind={kind!r}): use 'auto', 'q' (argmax of Q-values) or 'actor' "
+                         "(a deterministic actor's action)")
+    if kind == "q":
+        return None
+    actor = getattr(agent_or_model, "actor", None)
+    if actor is not None and hasattr(agent_or_model, "critic_action_input"):  # a keras-rl2 DDPGAgent
+        memory = getattr(agent_or_model, "memory", None)
+        return (actor.predict_on_batch, getattr(agent_or_model, "processor", None),
+                getattr(memory, "window_length", 1))
+    if kind == "auto":
+        return None
+    if not hasattr(agent_or_model, "predict_on_batch"):
+        raise TypeError(f"greedy_returns(kind='actor') needs a keras-rl2 DDPGAgent or a Keras actor network, got "
+                        f"{type(agent_or_model).__name__}")
+    return agent_or_model.predict_on_batch, None, None
+
+
 def _window_of(model_input_shape: Sequence, observation: np.ndarray) -> int:
     """The frames per state a model expects: ``(batch, window, *obs)`` → window, ``(batch, *obs)`` → 0."""
     if len(model_input_shape) == observation.ndim + 2:
@@ -58,7 +81,7 @@ def _window_of(model_input_shape: Sequence, observation: np.ndarray) -> int:
 
 
 def greedy_returns(agent_or_model: Any, env_factory: Callable[[], Any], seeds: Sequence[int], *,
-                   max_steps: Optional[int] = None) -> dict:
+                   max_steps: Optional[int] = None, kind: str = "auto") -> dict:
     """Run one greedy episode per seed and return the episodes' returns.
 
     The episodes run side by side (one Q-network call per step for all running episodes), each in
@@ -66,10 +89,15 @@ def greedy_returns(agent_or_model: Any, env_factory: Callable[[], Any], seeds: S
     Q-values (ties: the first action, as keras-rl2's ``GreedyQPolicy``); states are built as
     keras-rl2 builds them (``window_length`` frames, zero frames before the episode's first).
 
+    A keras-rl2 ``DDPGAgent`` (or, with ``kind="actor"``, an actor network) acts as in keras-rl2's
+    test mode: the actor's output for the state, flattened, without the random process's noise,
+    then the processor's ``process_action`` (if the agent has a processor), handed to ``step``.
+
     Args:
         agent_or_model: a keras-rl2 ``DQNAgent`` (its ``model``, ``processor`` and the memory's
             ``window_length`` are used) or a Keras Q-network (input ``(batch, window, *obs)`` as
-            keras-rl2 builds it, or ``(batch, *obs)``).
+            keras-rl2 builds it, or ``(batch, *obs)``), or a keras-rl2 ``DDPGAgent`` (its ``actor``,
+            ``processor`` and the memory's ``window_length``).
         env_factory: returns a new keras-rl2-style environment (``reset(seed=...) -> observation``,
             ``step(action) -> (observation, reward, done, info)``), e.g.
             ``lambda: make_env("CartPole-v1", features=[...])``.
@@ -91,7 +119,8 @@ def greedy_returns(agent_or_model: Any, env_factory: Callable[[], Any], seeds: S
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("greedy_returns needs at least one seed")
-    q_values, processor, window = _q_function(agent_or_model)
+    actor = _actor_function(agent_or_model, kind)
+    q_values, processor, window = actor if actor is not None else _q_function(agent_or_model)
     envs = [env_factory() for _ in seeds]
     try:
         first = [_processed(env.reset(seed=s), processor) for env, s in zip(envs, seeds)]
@@ -104,10 +133,16 @@ def greedy_returns(agent_or_model: Any, env_factory: Callable[[], Any], seeds: S
             states = np.array([_state(frames[i], window) for i in running], dtype=np.float32)
             if processor is not None:
                 states = processor.process_state_batch(states)
-            actions = np.argmax(np.asarray(q_values(states)), axis=-1)
+            if actor is None:
+                actions = [int(a) for a in np.argmax(np.asarray(q_values(states)), axis=-1)]
+            else:  # keras-rl2's DDPG test mode: the actor's action, flattened, then the processor's
+                outputs = np.asarray(q_values(states))
+                actions = [o.flatten() for o in outputs.reshape(len(running), -1)]
+                if processor is not None:
+                    actions = [processor.process_action(a) for a in actions]
             still = []
             for i, action in zip(running, actions):
-                observation, reward, done, _info = envs[i].step(int(action))
+                observation, reward, done, _info = envs[i].step(action)
                 returns[i] += float(reward)
                 lengths[i] += 1
                 frames[i] = frames[i][1:] + [_processed(observation, processor)]
@@ -126,7 +161,9 @@ def random_returns(env_factory: Callable[[], Any], seeds: Sequence[int], *, repe
 
     The zero of a normalized score (``(x - random) / (reference - random)``), measured on the same
     start states as :func:`greedy_returns`. Actions are drawn from a generator seeded with
-    ``rng_seed`` (never the global ones), ``repeats`` episodes per start state.
+    ``rng_seed`` (never the global ones), ``repeats`` episodes per start state: an integer below
+    ``action_space.n`` for a discrete space, uniform between ``action_space.low`` and ``high``
+    for a continuous (Box) one.
 
     Returns:
         ``{"seeds", "repeats", "returns": [per start state: mean over repeats], "mean"}``.
@@ -137,7 +174,17 @@ def random_returns(env_factory: Callable[[], Any], seeds: Sequence[int], *, repe
     rng = np.random.default_rng(rng_seed)
     env = env_factory()
     try:
-        n = int(env.action_space.n)
+        space = env.action_space
+        if hasattr(space, "n"):
+            n = int(space.n)
+
+            def draw():
+                return int(rng.integers(n))
+        else:  # continuous: uniform in the box
+            low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
+
+            def draw():
+                return rng.uniform(low, high).astype(np.float32)
         per_state = []
         for s in seeds:
             total = 0.0
@@ -145,7 +192,7 @@ def random_returns(env_factory: Callable[[], Any], seeds: Sequence[int], *, repe
                 env.reset(seed=s)
                 done, length = False, 0
                 while not done and (max_steps is None or length < max_steps):
-                    _obs, reward, done, _info = env.step(int(rng.integers(n)))
+                    _obs, reward, done, _info = env.step(draw())
                     total += float(reward)
                     length += 1
             per_state.append(total / repeats)

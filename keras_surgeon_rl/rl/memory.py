@@ -1,4 +1,5 @@
-"""Carrying a keras-rl2 replay memory over to an agent with changed actions, and to NumPy arrays.
+"""Carrying a keras-rl2 replay memory over to an agent with changed actions (discrete: :func:`carry_memory`,
+continuous: :func:`carry_action_columns`), and to NumPy arrays.
 
 :func:`memory_arrays` turns a ``SequentialMemory`` into a few NumPy arrays (observations stacked
 into one) and a small JSON record; :func:`memory_from_arrays` checks them against each other and
@@ -70,6 +71,47 @@ def carry_memory(old: SequentialMemory, action_map: np.ndarray,
         dropped += a < 0
         new.append(old.observations[i], max(a, 0), old.rewards[i], old.terminals[i], usable=a >= 0)
     logger.info("carried %d replay entries over (%d of removed actions, never sampled)", old.nb_entries, dropped)
+    return new
+
+
+def carry_action_columns(old: SequentialMemory, old_actions: list, new_actions: list,
+                         window_length: Optional[int] = None) -> SequentialMemory:
+    """A copy of ``old`` whose stored continuous action vectors are mapped by action ID.
+
+    keras-rl2's ``DDPGAgent`` stores each action as a vector of ``nb_actions`` values. Column ``j``
+    of a carried action is the old column of ``new_actions[j]``; a new action's column holds the
+    neutral value ``0``, a removed action's column is dropped. Every transition stays usable.
+
+    Args:
+        old: the old agent's memory; never modified.
+        old_actions, new_actions: the action IDs before and after, one per column.
+        window_length: the new agent's window (default: the old one's).
+
+    Returns:
+        A new ``SequentialMemory`` with the same limit and episode-boundary setting.
+
+    Raises:
+        ValueError: a stored action is not a vector of ``len(old_actions)`` values.
+
+    Example:
+        >>> new = carry_action_columns(agent.memory, ["main"], ["main", "lateral"])
+        >>> new.actions[0]  # array([a_main, 0.])
+    """
+    from keras_surgeon_rl.ids import index_of
+
+    columns = index_of(old_actions, new_actions)
+    kept = columns >= 0
+    new = SequentialMemory(old.limit, window_length=window_length or old.window_length,
+                           ignore_episode_boundaries=old.ignore_episode_boundaries)
+    for i in range(old.nb_entries):
+        action = np.asarray(old.actions[i])
+        if action.shape != (len(old_actions),):
+            raise ValueError(f"stored action {i} has shape {action.shape}, expected ({len(old_actions)},): one value "
+                             f"per old action {old_actions}")
+        mapped = np.zeros(len(new_actions), action.dtype)
+        mapped[kept] = action[columns[kept]]
+        new.append(old.observations[i], mapped, old.rewards[i], old.terminals[i])
+    logger.info("carried %d replay entries over, action columns %s → %s", old.nb_entries, old_actions, new_actions)
     return new
 
 
@@ -160,8 +202,10 @@ def memory_arrays(memory: SequentialMemory) -> tuple[dict, dict]:
 
     Args:
         memory: a keras-rl2 ``SequentialMemory`` or a :class:`CarriedSequentialMemory` whose
-            observations are NumPy arrays of one shape and dtype, and whose actions, rewards and
-            terminals are Python or NumPy scalars.
+            observations are NumPy arrays of one shape and dtype, whose actions are Python or NumPy
+            scalars (``DQNAgent``) or float NumPy vectors of one shape and dtype (``DDPGAgent``; then
+            stacked into one array, and the record holds ``action_shape`` and ``action_dtype``),
+            and whose rewards and terminals are Python or NumPy scalars.
 
     Returns:
         ``(arrays, record)``: arrays for ``np.savez`` (observations stacked into one array; each
@@ -187,7 +231,12 @@ def memory_arrays(memory: SequentialMemory) -> tuple[dict, dict]:
         observations = np.zeros((0,) + shape, dtype)
     arrays = {"observations": observations, "recent_observations": recent}
     types = {}
+    vector_actions = len(memory.actions) and isinstance(memory.actions[0], np.ndarray)
     for field in SCALAR_FIELDS:
+        if field == "actions" and vector_actions:  # DDPGAgent's continuous action vectors, stacked
+            arrays["actions"] = _stack("actions", memory.actions, None, None)
+            types["actions"] = []
+            continue
         field_arrays, types[field] = _scalars_to_array(field, getattr(memory, field))
         arrays.update(field_arrays)
     carried = isinstance(memory, CarriedSequentialMemory)
@@ -197,6 +246,9 @@ def memory_arrays(memory: SequentialMemory) -> tuple[dict, dict]:
               "nb_recent": len(memory.recent_observations),
               "observation_shape": [int(d) for d in observations.shape[1:]],
               "observation_dtype": observations.dtype.name, "types": types}
+    if vector_actions:
+        record["action_shape"] = [int(d) for d in arrays["actions"].shape[1:]]
+        record["action_dtype"] = arrays["actions"].dtype.name
     return arrays, record
 
 
@@ -222,7 +274,8 @@ def memory_from_arrays(arrays: dict, record: dict, *, limit: int, window_length:
         arrays: the arrays (e.g. from ``np.load``).
         record: the record :func:`memory_arrays` returned.
         limit, window_length, ignore_episode_boundaries: the memory's settings.
-        nb_actions: if given, every stored action must be in ``0..nb_actions-1``.
+        nb_actions: if given, every stored action must be in ``0..nb_actions-1`` (or, for action
+            vectors, have shape ``(nb_actions,)``).
 
     Returns:
         A ``SequentialMemory`` (or a :class:`CarriedSequentialMemory`, as saved) with the same
@@ -254,7 +307,20 @@ def memory_from_arrays(arrays: dict, record: dict, *, limit: int, window_length:
     if not isinstance(types, dict):
         raise ValueError("the record has no scalar types")
     scalars = {}
+    action_shape = record.get("action_shape")
+    if action_shape is not None:  # action vectors (DDPGAgent)
+        if not (isinstance(action_shape, list) and all(isinstance(d, int) and d >= 0 for d in action_shape)):
+            raise ValueError(f"the record's action_shape is {action_shape!r}, expected a list of sizes")
+        if nb_actions is not None and action_shape != [nb_actions]:
+            raise ValueError(f"its actions are vectors of shape {tuple(action_shape)}, but the agent has "
+                             f"{nb_actions} action dimensions")
+        vectors = _expect(arrays, "actions", (n, *action_shape), "f")
+        if vectors.dtype.name != record.get("action_dtype"):
+            raise ValueError(f"its 'actions' has dtype {vectors.dtype}, the record says {record.get('action_dtype')}")
+        scalars["actions"] = list(vectors)
     for field in SCALAR_FIELDS:
+        if field in scalars:
+            continue
         names, size = types.get(field), (k if field.startswith("recent") else n)
         if not (isinstance(names, list) and all(isinstance(t, str) for t in names) and (names or not size)):
             raise ValueError(f"the record's types of {field!r} are {names!r}, expected a list of type names")
@@ -267,7 +333,7 @@ def memory_from_arrays(arrays: dict, record: dict, *, limit: int, window_length:
                 raise ValueError(f"its {field + '_types'!r} has codes up to {int(codes.max())}, but the record names "
                                  f"{len(names)} types")
         scalars[field] = _array_to_scalars(values, names, codes) if size else []
-    if nb_actions is not None and n:
+    if nb_actions is not None and n and action_shape is None:
         actions = arrays["actions"]
         if actions.min() < 0 or actions.max() >= nb_actions or not np.all(actions == np.round(actions)):
             raise ValueError(f"its actions range from {actions.min()} to {actions.max()}, but the agent has "

@@ -1,6 +1,8 @@
-"""Save and load what resuming a keras-rl2 ``DQNAgent`` needs, months later.
+"""Save and load what resuming a keras-rl2 ``DQNAgent`` (``DDPGAgent``, ``SARSAAgent``) needs, months later.
 
-A directory holds:
+``agent.json``'s ``"agent"`` key names the agent type (a save without it holds a ``DQNAgent``). A
+``DDPGAgent``'s files are described in :mod:`keras_surgeon_rl.rl.persist_ddpg`, a ``SARSAAgent``'s in
+:mod:`keras_surgeon_rl.rl.persist_sarsa`; a ``DQNAgent``'s directory holds:
 
 - ``network.h5`` and its unit-ID sidecar ``network.h5.ids.json`` (architecture, weights, unit IDs of
   features and actions; see :mod:`keras_surgeon_rl.io`),
@@ -34,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -72,6 +75,10 @@ MEMORY = "memory.npz"
 OPTIMIZER = "optimizer.npz"
 
 _RESAVE = "restore the whole directory from a copy, or save the agent again with save_agent"
+#: The keras-rl2 agent classes saved and loaded; agent.json's "agent" names one (absent: DQNAgent).
+AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent")
+#: The module saving and loading each agent type but DQNAgent (its ``SCHEMA``, ``save_*`` and ``load_*``).
+_MODULES = {"DDPGAgent": "keras_surgeon_rl.rl.persist_ddpg", "SARSAAgent": "keras_surgeon_rl.rl.persist_sarsa"}
 
 
 # --- agent.json: its declared shape -------------------------------------------------------------
@@ -173,6 +180,16 @@ def _read_agent_json(directory: Path) -> dict:
     if type(fmt) is not int or fmt not in READS:
         raise ModelFileError(f"{path}: format {fmt!r} is not one save_agent writes (it reads "
                              f"{', '.join(map(str, READS))}); {_RESAVE}")
+    kind = data.get("agent", "DQNAgent")  # saves made before DDPGAgent was supported name no type: DQNAgent
+    if kind not in AGENT_TYPES:
+        raise ModelFileError(f"{path}: holds a {kind!r:.60} agent; this version loads "
+                             f"{', '.join(AGENT_TYPES)}: upgrade keras_surgeon_rl, or {_RESAVE}")
+    if kind != "DQNAgent":
+        if fmt < 2:
+            raise ModelFileError(f"{path}: format {fmt} holds only DQNAgents, but it names a {kind}; the file was "
+                                 f"edited or damaged: {_RESAVE}")
+        _check(data, importlib.import_module(_MODULES[kind]).SCHEMA, path)
+        return data
     _check(data, SCHEMA_2 if fmt >= 2 else SCHEMA, path)
     record = data.get("optimizer_state")
     if record is not None:
@@ -269,6 +286,16 @@ def _json_default(path: Path) -> Callable:
 # --- save ---------------------------------------------------------------------------------------
 
 
+def _make_directory(directory: os.PathLike) -> Path:
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelFileError(f"{directory}: cannot create the directory ({type(e).__name__}: {e}); choose another "
+                             "path") from e
+    return directory
+
+
 def _optimizer_arrays(state: dict) -> tuple[dict, dict]:
     """The arrays of optimizer.npz and agent.json's record of them."""
     arrays = {f"{i}/{s}": a for i, w in enumerate(state["weights"]) for s, a in w["slots"].items()}
@@ -280,8 +307,12 @@ def _optimizer_arrays(state: dict) -> tuple[dict, dict]:
     return arrays, record
 
 
-def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False, optimizer: bool = False) -> Path:
+def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimizer: bool = False) -> Path:
     """Save a compiled ``DQNAgent``'s networks, unit IDs, settings and (optionally) replay memory.
+
+    A ``DDPGAgent`` is saved by :func:`keras_surgeon_rl.rl.persist_ddpg.save_ddpg` (actor, critic,
+    both targets, random process, optimizers' classes and configs; ``optimizer=True`` is refused), a
+    ``SARSAAgent`` by :func:`keras_surgeon_rl.rl.persist_sarsa.save_sarsa`.
 
     Args:
         agent: a compiled keras-rl2 ``DQNAgent`` (plain, double or dueling).
@@ -303,12 +334,21 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False, op
     Example:
         >>> save_agent(agent, "runs/cartpole", memory=True, optimizer=True)
     """
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ModelFileError(f"{directory}: cannot create the directory ({type(e).__name__}: {e}); choose another "
-                             "path") from e
+    from rl.agents.ddpg import DDPGAgent
+    from rl.agents.sarsa import SARSAAgent
+
+    if isinstance(agent, DDPGAgent):
+        from keras_surgeon_rl.rl.persist_ddpg import save_ddpg
+
+        return save_ddpg(agent, directory, memory=memory, optimizer=optimizer)
+    if isinstance(agent, SARSAAgent):
+        from keras_surgeon_rl.rl.persist_sarsa import save_sarsa
+
+        return save_sarsa(agent, directory, memory=memory, optimizer=optimizer)
+    if not isinstance(agent, DQNAgent):
+        raise ModelFileError(f"{directory}: save_agent saves agents of types {', '.join(AGENT_TYPES)}, not a "
+                             f"{type(agent).__name__}; save its networks with keras_surgeon_rl.io.save_model")
+    directory = _make_directory(directory)
     arrays, record = None, None
     if memory:
         try:
@@ -345,6 +385,7 @@ def save_agent(agent: DQNAgent, directory: os.PathLike, memory: bool = False, op
                                  "or choose another directory") from e
         data = {
             "format": FORMAT,
+            "agent": "DQNAgent",
             "nb_actions": agent.nb_actions,
             "settings": settings,
             "policy": _policy_config(agent.policy),
@@ -453,8 +494,9 @@ def _weight_shapes(model) -> list:
     return [[tuple(int(d) for d in w.shape) for w in layer.weights] for layer in model.layers if layer.weights]
 
 
-def _check_target_weights(path: Path, network) -> None:
-    """The weight file's layers (those with weights, in order, as tf_keras loads them) fit ``network``."""
+def _check_target_weights(path: Path, network, network_file: str = NETWORK) -> None:
+    """The weight file's layers (those with weights, in order, as tf_keras loads them) fit ``network``
+    (loaded from ``network_file``)."""
     import h5py
 
     try:
@@ -472,17 +514,24 @@ def _check_target_weights(path: Path, network) -> None:
     net_shapes = _weight_shapes(network)
     if file_shapes != net_shapes:
         if len(file_shapes) != len(net_shapes):
-            diff = f"{len(file_shapes)} layers with weights in the file, {len(net_shapes)} in {NETWORK}"
+            diff = f"{len(file_shapes)} layers with weights in the file, {len(net_shapes)} in {network_file}"
         else:
             i = next(i for i, (a, b) in enumerate(zip(file_shapes, net_shapes)) if a != b)
-            diff = f"layer {i + 1} with weights has shapes {file_shapes[i]} in the file, {net_shapes[i]} in {NETWORK}"
-        raise ModelFileError(f"{path}: does not fit {NETWORK} ({diff}); it was saved from another network: {_RESAVE}")
+            diff = (f"layer {i + 1} with weights has shapes {file_shapes[i]} in the file, {net_shapes[i]} in "
+                    f"{network_file}")
+        raise ModelFileError(f"{path}: does not fit {network_file} ({diff}); it was saved from another network: "
+                             f"{_RESAVE}")
 
 
 def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None, test_policy: Any = None,
                optimizer: Any = None, memory: Union[str, bool, Memory] = "auto",
-               optimizer_state: Union[str, bool] = "auto") -> DQNAgent:
-    """A compiled ``DQNAgent`` as :func:`save_agent` left it.
+               optimizer_state: Union[str, bool] = "auto", random_process: Any = None) -> Any:
+    """A compiled ``DQNAgent`` or ``DDPGAgent`` as :func:`save_agent` left it.
+
+    ``agent.json`` says which agent type the directory holds (saves without that key hold a
+    ``DQNAgent``). For a ``DDPGAgent`` see :func:`keras_surgeon_rl.rl.persist_ddpg.load_ddpg`:
+    ``policy`` and ``test_policy`` do not apply, ``optimizer`` is a pair ``[actor, critic]``. For a
+    ``SARSAAgent`` see :func:`keras_surgeon_rl.rl.persist_sarsa.load_sarsa`.
 
     Args:
         directory: what :func:`save_agent` wrote.
@@ -495,6 +544,7 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
             optimizer=True)``) if there is one, else a fresh optimizer; ``True``: the saved state
             (refuse if none was saved); ``False``: a fresh optimizer (the file is not read). A
             given ``optimizer`` must then be of the saved class and configuration.
+        random_process: (``DDPGAgent`` only) replaces the saved random process.
 
     Returns:
         The agent, compiled, with online and target weights, unit IDs, memory and (if saved)
@@ -513,6 +563,19 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
     directory = Path(directory)
     data = _read_agent_json(directory)
     path = directory / AGENT
+    if data.get("agent", "DQNAgent") == "DDPGAgent":
+        from keras_surgeon_rl.rl.persist_ddpg import load_ddpg
+
+        if policy is not None or test_policy is not None:
+            raise TypeError(f"load_agent: {path} holds a DDPGAgent, which has no policy or test_policy (its "
+                            "exploration is the random process); pass random_process= instead")
+        return load_ddpg(directory, data, processor=processor, optimizer=optimizer, memory=memory,
+                         optimizer_state=optimizer_state, random_process=random_process)
+    if data.get("agent") == "SARSAAgent":
+        from keras_surgeon_rl.rl.persist_sarsa import load_sarsa
+
+        return load_sarsa(directory, data, processor=processor, policy=policy, test_policy=test_policy,
+                          optimizer=optimizer, memory=memory, optimizer_state=optimizer_state)
     saved_memory = data.get("replay") is not None
     if memory is True and not saved_memory:
         raise ModelFileError(f"{path}: records no replay memory (saved with memory=False, or by format 1); load with "

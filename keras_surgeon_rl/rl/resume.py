@@ -90,8 +90,12 @@ def network_of(agent: DQNAgent, target: bool = False):
 
 
 def action_ids(agent: DQNAgent) -> list:
-    """The agent's action IDs: those its model carries, else ``0..nb_actions-1``."""
-    dueling = agent.enable_dueling_network
+    """The agent's action IDs: those its model carries, else ``0..nb_actions-1``.
+
+    Works for any agent with a Q-network ``model`` (``DQNAgent``, ``SARSAAgent``); only a
+    ``DQNAgent`` can have a dueling head.
+    """
+    dueling = getattr(agent, "enable_dueling_network", False)
     head = agent.model.layers[-2 if dueling else -1].name
     carried = get_unit_ids(agent.model)["layers"].get(head)
     if carried is None:
@@ -117,7 +121,7 @@ def _action_change(agent: DQNAgent, spec: Spec, network) -> tuple[str, IdChange]
 def _network_spec(agent: DQNAgent, spec: Spec, network) -> tuple[dict, list, list]:
     out_name, change = _action_change(agent, spec, network)
     old, new = change.old, change.new
-    if agent.enable_dueling_network:
+    if getattr(agent, "enable_dueling_network", False):
         old, new = [VALUE_ID] + old, [VALUE_ID] + new
     from keras_surgeon_rl.spec import NewUnitInit
 
