@@ -26,7 +26,9 @@ against load + save of the model it reads and of the model it writes.
 
 Time: the median of ``--runs`` runs of each method after a warm-up run, interleaved in one process
 (one run of every method per round, the order rotating), so background load hits all methods alike.
-Memory: in a fresh process per (model, flavour), before the timed runs, for each method in turn
+Memory: in a fresh process per (model, flavour) (forked from a server process that has imported
+Keras and the library and run nothing else, so the ~7 s import is paid once per flavour), before
+the timed runs, for each method in turn
 (ours first, then clone+set, then the NumPy copy) after a warm-up run of it, the peak resident memory of one run
 above the level before it (VmRSS before; VmHWM after resetting it through
 ``/proc/self/clear_refs``), and for models under 1 MB of weights the peak of traced NumPy/Python
@@ -77,6 +79,7 @@ QUICK_MODELS = ["cartpole", "deep_narrow"]
 FLAVOURS = ["keras3", "tf_keras"]
 METHODS = ["ours", "clone", "numpy"]
 MARK = "BENCH_RESULT "
+DONE = "BENCH_JOB_DONE "
 #: Below this many bytes of weights the memory goal is not judged (RSS moves in 4 KB pages).
 SMALL_WEIGHTS = 2 ** 20
 #: Fixed glibc mmap threshold in the workers: blocks above it are mmap'ed and returned to the OS
@@ -251,7 +254,7 @@ BUILDERS = {"cartpole": cartpole, "deep_narrow": deep_narrow, "nature_dqn": natu
 
 
 # ------------------------------------------------------------------------------------------------
-# Worker: one (model, flavour) in a fresh process
+# Worker: one (model, flavour) in a fresh process (forked by a ForkServer)
 # ------------------------------------------------------------------------------------------------
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
@@ -385,7 +388,7 @@ def worker(model_name: str, flavour: str, methods: str, runs: int) -> list[dict]
     K.utils.set_random_seed(0)
     old, spec = BUILDERS[model_name](K)
     base = {"model": model_name, "flavour": flavour, "runs": runs,
-            "old_params": _n_params(old.get_weights()), "layers": len(old.layers)}
+            "old_params": _n_params(old.get_weights()), "layers": len(old.layers), "pid": os.getpid()}
 
     def ours():
         return surgeon.transplant(old, spec)
@@ -407,9 +410,10 @@ def worker(model_name: str, flavour: str, methods: str, runs: int) -> list[dict]
         results["ours"] = measure("ours", ours)  # before anything else is built in this process
     template = ours()
     ops = {"ours": ours, **_floors(K, template, template.get_weights())}
-    for name in [m for m in ("clone", "numpy") if m in wanted]:
-        ops[name]()  # warm-up
-        results[name] = measure(name, ops[name])
+    for name in ("clone", "numpy"):
+        ops[name]()  # warm-up (also of a floor that is only timed)
+        if name in wanted:
+            results[name] = measure(name, ops[name])
     if "ours" in results:
         stages = []
 
@@ -418,7 +422,10 @@ def worker(model_name: str, flavour: str, methods: str, runs: int) -> list[dict]
                 stages.append(result[1])
 
         out = results["ours"]
-        out.update(_interleaved({**ops, "staged": lambda: _staged(old, spec)}, runs, keep=keep_stages))
+        # every op has run already (ours at least three times, each floor at least once; "staged"
+        # makes ours' calls one by one)
+        out.update(_interleaved({**ops, "staged": lambda: _staged(old, spec)}, runs, keep=keep_stages,
+                                warm_up=False))
         out["median"] = out["medians"]["ours"]
         out["stages"] = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
         out["stage_runs"] = stages
@@ -455,11 +462,11 @@ def profile_worker(model_name: str, flavour: str, runs: int, out_dir: Path) -> d
 # ------------------------------------------------------------------------------------------------
 # End-to-end figures: what a user waits for
 # ------------------------------------------------------------------------------------------------
-def _interleaved(ops: dict, runs: int, keep=None) -> dict:
+def _interleaved(ops: dict, runs: int, keep=None, warm_up: bool = True) -> dict:
     """Median seconds per op over ``runs`` rounds (one run of each op per round, the order rotating),
-    after one warm-up run of each. ``keep(name, result)``, if given, sees each timed run's result
-    before it is dropped."""
-    for op in ops.values():
+    after one warm-up run of each (``warm_up=False``: the caller has run them already).
+    ``keep(name, result)``, if given, sees each timed run's result before it is dropped."""
+    for op in ops.values() if warm_up else ():
         op()
     times: dict[str, list] = {name: [] for name in ops}
     names = list(ops)
@@ -609,15 +616,91 @@ def fit_cost(x, y):
 # ------------------------------------------------------------------------------------------------
 # Driver
 # ------------------------------------------------------------------------------------------------
-def run_job(args: list[str]) -> dict:
+def _worker_env() -> dict:
     path = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", PYTHONPATH=path, **MALLOC_ENV)
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True)
-    for line in reversed(proc.stdout.splitlines()):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", PYTHONPATH=path, **MALLOC_ENV)
+
+
+def _result(lines, args: list[str], exit_code, stderr: str) -> dict:
+    for line in reversed(lines):
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
-    raise RuntimeError(f"worker {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    raise RuntimeError(f"worker {' '.join(args)} failed (exit {exit_code}):\n{stderr[-4000:]}")
+
+
+def run_job(args: list[str]) -> dict:
+    """Run one job in a new Python process (imports included)."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], env=_worker_env(), cwd=ROOT,
+                          capture_output=True, text=True)
+    return _result(proc.stdout.splitlines(), args, proc.returncode, proc.stderr)
+
+
+class ForkServer:
+    """A process that has imported one Keras flavour and the library, and forks one child per job.
+
+    Importing TensorFlow and Keras costs most of a small model's job (about 7 s of 24 on the
+    benchmark machine). A child forked from this server starts with the modules imported and
+    nothing else built or run (no TensorFlow op has run in the server), so it is the same fresh
+    process as far as the measurements go: the memory of its first transplant, clone+set and NumPy
+    copy, and the interleaved times. Each job still gets its own process, which exits after it.
+    """
+
+    def __init__(self, flavour: str):
+        import tempfile
+
+        self.stderr = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", flavour],
+                                     env=_worker_env(), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True)
+
+    def run(self, args: list[str]) -> dict:
+        self.proc.stdin.write(json.dumps(args) + "\n")
+        self.proc.stdin.flush()
+        lines = []
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith(DONE):
+                exit_code = int(line[len(DONE):])
+                self.stderr.seek(0)
+                err = self.stderr.read()
+                self.stderr.seek(0)
+                self.stderr.truncate()
+                return _result(lines, args, exit_code, err)
+            lines.append(line)
+        self.stderr.seek(0)
+        raise RuntimeError(f"the {args[2] if len(args) > 2 else ''} fork server died "
+                           f"(exit {self.proc.wait()}):\n{self.stderr.read()[-4000:]}")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.stderr.close()
+
+
+def serve(flavour: str) -> int:
+    """The loop of a :class:`ForkServer`: import, then one forked child per job line on stdin."""
+    import traceback
+
+    _import_flavour(flavour)
+    import keras_surgeon_rl.cli  # noqa: F401  (imports the surgeon, adapters and I/O)
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: run the job as a worker process would, then exit without cleanup
+            try:
+                code = main(job)
+            except BaseException:  # noqa: BLE001  (reported through stderr and the exit code)
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(DONE + str(os.waitstatus_to_exitcode(status)), flush=True)
+    return 0
 
 
 def machine() -> dict:
@@ -709,7 +792,8 @@ def markdown(rows: list[dict], runs: int) -> str:
     lines.append("")
     lines.append(f"Times: median of {runs} interleaved runs per method after a warm-up run (stages: median of "
                  f"{runs} runs of the same calls made one by one). Peak extra memory: one run's VmHWM above the "
-                 "VmRSS before it, in a fresh process per (model, flavour), ours first, then clone+set, then the "
+                 "VmRSS before it, in a fresh process per (model, flavour) forked from a server that has only "
+                 "imported Keras and the library, ours first, then clone+set, then the "
                  "NumPy copy.")
     return "\n".join(lines)
 
@@ -759,9 +843,12 @@ def main(argv=None) -> int:
     ap.add_argument("--worker", nargs=3, metavar=("MODEL", "FLAVOUR", "METHODS"), help=argparse.SUPPRESS)
     ap.add_argument("--profile-worker", nargs=2, metavar=("MODEL", "FLAVOUR"), help=argparse.SUPPRESS)
     ap.add_argument("--e2e-worker", nargs=3, metavar=("KIND", "MODEL", "FLAVOUR"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve", choices=FLAVOURS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     runs = args.runs or (2 if args.quick else 5)
 
+    if args.serve:
+        return serve(args.serve)
     if args.worker:
         print(MARK + json.dumps(worker(*args.worker, runs=runs)), flush=True)
         return 0
@@ -793,11 +880,18 @@ def main(argv=None) -> int:
             if not args.quick or m != "deep_narrow" or f == "keras3"]
     results = []
     t_start = time.perf_counter()
+    servers: dict[str, ForkServer] = {}
+
+    def server(flavour):  # started when first needed, so no import runs beside a measured job
+        if flavour not in servers:
+            servers[flavour] = ForkServer(flavour)
+        return servers[flavour]
+
     bar = tqdm(jobs, desc="benchmark", unit="job")
     for model, flavour, method in bar:
         bar.set_postfix_str(f"{model} {flavour} {method}")
         t0 = time.perf_counter()
-        out = run_job(["--worker", model, flavour, method, "--runs", str(runs)])
+        out = server(flavour).run(["--worker", model, flavour, method, "--runs", str(runs)])
         for res in out if isinstance(out, list) else [out]:
             res["job_s"] = round(time.perf_counter() - t0, 1)  # the whole worker's wall time, set-up included
             results.append(res)
@@ -807,10 +901,14 @@ def main(argv=None) -> int:
     e2e = []
     for kind, model, flavour in ([] if args.no_e2e else tqdm(E2E_QUICK if args.quick else E2E, desc="end to end")):
         t0 = time.perf_counter()
-        res = run_job(["--e2e-worker", kind, model, flavour, "--runs", str(runs)])
+        job = ["--e2e-worker", kind, model, flavour, "--runs", str(runs)]
+        # keras-rl2 needs tf_keras set up before TensorFlow is imported: a new process of its own
+        res = run_job(job) if kind == "resume_dqn" else server(flavour).run(job)
         res["job_s"] = round(time.perf_counter() - t0, 1)
         e2e.append(res)
         tqdm.write(f"{kind:>10} {model:>14} {flavour:>8}: " + " ".join(f"{k} {_ms(v)} ms" for k, v in res["medians"].items()))
+    for server in servers.values():
+        server.close()
     elapsed = time.perf_counter() - t_start
 
     rows = summarize(results)

@@ -53,3 +53,21 @@ def test_end_to_end_table_gives_one_ratio_per_baseline(bench):
     rows = bench.e2e_markdown(results).splitlines()[2:]
     assert [r.rsplit("|", 2)[-2].strip() for r in rows] == ["0.50", "1.50", "1.20"]
     assert "fresh agent: build + compile" in rows[0] and "model written" in rows[2]
+
+
+def test_fork_server_runs_each_job_in_its_own_child_and_survives_a_failing_one(bench):
+    server = bench.ForkServer("keras3")
+    try:
+        first = server.run(["--worker", "cartpole", "keras3", "ours", "--runs", "1"])
+        with pytest.raises(RuntimeError, match=r"worker --worker no_such_model .*failed \(exit 1\)[\s\S]*KeyError"):
+            server.run(["--worker", "no_such_model", "keras3", "ours", "--runs", "1"])
+        second = server.run(["--worker", "cartpole", "keras3", "ours", "--runs", "1"])
+    finally:
+        server.close()
+    assert server.proc.returncode == 0
+    for out in (first, second):
+        (row,) = out
+        assert (row["model"], row["method"], row["old_params"], row["new_params"]) == ("cartpole", "ours", 386, 595)
+        assert row["median"] > 0 and len(row["times"]["ours"]) == 1
+    # each job ran in a child of its own, not in the server
+    assert len({first[0]["pid"], second[0]["pid"], server.proc.pid}) == 3
