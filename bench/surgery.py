@@ -32,8 +32,8 @@ the timed runs, for each method in turn
 (ours first, then clone+set, then the NumPy copy) after a warm-up run of it, the peak resident memory of one run
 above the level before it (VmRSS before; VmHWM after resetting it through
 ``/proc/self/clear_refs``), and for models under 1 MB of weights the peak of traced NumPy/Python
-allocations (``tracemalloc``). The
-workers pin glibc's mmap threshold and turn TensorFlow's oneDNN mode off, so freed blocks go back to
+allocations (``tracemalloc``; the floors' only up to 50 layers). The stage-by-stage times come from
+the first 3 rounds. The workers pin glibc's mmap threshold and turn TensorFlow's oneDNN mode off, so freed blocks go back to
 the OS instead of being silently reused by the measured run.
 
 Usage::
@@ -82,6 +82,11 @@ MARK = "BENCH_RESULT "
 DONE = "BENCH_JOB_DONE "
 #: Below this many bytes of weights the memory goal is not judged (RSS moves in 4 KB pages).
 SMALL_WEIGHTS = 2 ** 20
+#: The stage-by-stage timing (a profile aid, not a goal) runs in this many rounds at most.
+STAGED_RUNS = 3
+#: The floors' traced peaks are measured only for small models of at most this many layers: tracing
+#: a 200-layer model's Python costs ~20 s a run, and only ours' traced peak is compared there.
+TRACE_FLOORS_MAX_LAYERS = 50
 #: Fixed glibc mmap threshold in the workers: blocks above it are mmap'ed and returned to the OS
 #: when freed, so RSS deltas measure live memory instead of the allocator's earlier history.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072",
@@ -376,7 +381,8 @@ def worker(model_name: str, flavour: str, methods: str, runs: int) -> list[dict]
     one's peak. Interleaving the timed runs (one run of each method per round, the order rotating)
     exposes every method to the same background load, so the ratios hold even on a busy machine. The
     ``tracemalloc`` peak, which only the memory goal of models under :data:`SMALL_WEIGHTS` reads, is
-    measured only for those (tracing slows a large model's run several times over).
+    measured only for those (tracing slows a large model's run several times over), and for the
+    floors only up to :data:`TRACE_FLOORS_MAX_LAYERS` layers.
     """
     K = _import_flavour(flavour)
     from keras_surgeon_rl import surgeon
@@ -402,7 +408,8 @@ def worker(model_name: str, flavour: str, methods: str, runs: int) -> list[dict]
 
     def measure(name, op):
         res = {**base, "method": name, **_peak_rss_extra(op)}
-        res["traced_peak_bytes"] = _traced_peak(op) if small else None
+        traced = small and (name == "ours" or len(old.layers) <= TRACE_FLOORS_MAX_LAYERS)
+        res["traced_peak_bytes"] = _traced_peak(op) if traced else None
         return res
 
     results = {}
@@ -425,7 +432,7 @@ def worker(model_name: str, flavour: str, methods: str, runs: int) -> list[dict]
         # every op has run already (ours at least three times, each floor at least once; "staged"
         # makes ours' calls one by one)
         out.update(_interleaved({**ops, "staged": lambda: _staged(old, spec)}, runs, keep=keep_stages,
-                                warm_up=False))
+                                warm_up=False, limits={"staged": STAGED_RUNS}))
         out["median"] = out["medians"]["ours"]
         out["stages"] = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
         out["stage_runs"] = stages
@@ -462,16 +469,20 @@ def profile_worker(model_name: str, flavour: str, runs: int, out_dir: Path) -> d
 # ------------------------------------------------------------------------------------------------
 # End-to-end figures: what a user waits for
 # ------------------------------------------------------------------------------------------------
-def _interleaved(ops: dict, runs: int, keep=None, warm_up: bool = True) -> dict:
+def _interleaved(ops: dict, runs: int, keep=None, warm_up: bool = True, limits: dict | None = None) -> dict:
     """Median seconds per op over ``runs`` rounds (one run of each op per round, the order rotating),
-    after one warm-up run of each (``warm_up=False``: the caller has run them already).
+    after one warm-up run of each (``warm_up=False``: the caller has run them already). An op named
+    in ``limits`` takes part in the first ``limits[name]`` rounds only.
     ``keep(name, result)``, if given, sees each timed run's result before it is dropped."""
     for op in ops.values() if warm_up else ():
         op()
+    limits = limits or {}
     times: dict[str, list] = {name: [] for name in ops}
     names = list(ops)
     for r in range(runs):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            if r >= limits.get(name, runs):
+                continue
             gc.collect()
             t0 = time.perf_counter()
             result = ops[name]()
@@ -791,7 +802,7 @@ def markdown(rows: list[dict], runs: int) -> str:
         ]) + " |")
     lines.append("")
     lines.append(f"Times: median of {runs} interleaved runs per method after a warm-up run (stages: median of "
-                 f"{runs} runs of the same calls made one by one). Peak extra memory: one run's VmHWM above the "
+                 f"{min(runs, STAGED_RUNS)} runs of the same calls made one by one). Peak extra memory: one run's VmHWM above the "
                  "VmRSS before it, in a fresh process per (model, flavour) forked from a server that has only "
                  "imported Keras and the library, ours first, then clone+set, then the "
                  "NumPy copy.")
@@ -810,7 +821,7 @@ def goals(rows: list[dict]) -> list[str]:
             # a few KB of weights: RSS moves in pages and Keras' own objects dwarf the weights
             traced = (f"; traced peak ours {r['ours_traced_peak_bytes'] / 1024:.0f} KB"
                       + (f", clone+set {r['clone_traced_peak_bytes'] / 1024:.0f} KB"
-                         if "clone_traced_peak_bytes" in r else ""))
+                         if r.get("clone_traced_peak_bytes") is not None else ""))
             out.append(f"{where}: peak extra ≤ 1.5 × weights: n/a ({r['new_weight_bytes'] / 1024:.1f} KB of weights"
                        f"{traced})")
             continue

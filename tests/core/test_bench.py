@@ -71,3 +71,21 @@ def test_fork_server_runs_each_job_in_its_own_child_and_survives_a_failing_one(b
         assert row["median"] > 0 and len(row["times"]["ours"]) == 1
     # each job ran in a child of its own, not in the server
     assert len({first[0]["pid"], second[0]["pid"], server.proc.pid}) == 3
+
+
+def test_interleaved_limits_an_op_to_its_first_rounds_and_skips_the_warm_up_when_asked(bench):
+    calls = {"a": 0, "b": 0}
+
+    def op(name):
+        def run():
+            calls[name] += 1
+            return name
+        return run
+
+    seen = []
+    res = bench._interleaved({"a": op("a"), "b": op("b")}, 5, keep=lambda n, r: seen.append(r), warm_up=False,
+                             limits={"b": 2})
+    assert calls == {"a": 5, "b": 2} and len(res["times"]["a"]) == 5 and len(res["times"]["b"]) == 2
+    assert sorted(seen) == ["a"] * 5 + ["b"] * 2
+    bench._interleaved({"a": op("a"), "b": op("b")}, 1)  # one warm-up run of each, then one round
+    assert calls == {"a": 7, "b": 4}
