@@ -7,6 +7,10 @@ in ``np.int16``, which wraps after 32,767 steps under NumPy 2, and a dueling ``D
 compiled because tf-keras' safe mode refuses to clone its ``Lambda`` layer. Its soft target updates
 (``target_model_update < 1``) race with the optimizer step they run beside, so two runs with the
 same seeds trained differently; here they read the online weights after the step, always.
+A ``NAFAgent`` cannot be trained in graph mode as it comes: the gradient of its ``NAFLayer``'s
+``tf.scan`` fails ("Connecting to invalid output ... of source node naf_layer/scan/while"), so
+``setup`` has while loops keep all their intermediates
+(``tf.compat.v1.experimental.output_all_intermediates(True)``).
 
 Call :func:`setup` before anything imports TensorFlow, or import :mod:`keras_surgeon_rl.rl`, which
 calls it. Importing keras-rl2 disables eager execution for the whole process (keras-rl2 calls
@@ -193,6 +197,7 @@ def setup():
     rl.core.np = _WideIntNumpy()
     rl.agents.dqn.clone_model = _clone_in_process_model
     _order_soft_target_updates()
+    tf.compat.v1.experimental.output_all_intermediates(True)  # NAFAgent: gradients through NAFLayer's tf.scan
     _DONE = True
     logger.debug("keras-rl2 set up on tf_keras %s", tf_keras.__version__)
     return tf_keras

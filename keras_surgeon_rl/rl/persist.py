@@ -76,9 +76,10 @@ OPTIMIZER = "optimizer.npz"
 
 _RESAVE = "restore the whole directory from a copy, or save the agent again with save_agent"
 #: The keras-rl2 agent classes saved and loaded; agent.json's "agent" names one (absent: DQNAgent).
-AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent")
+AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent", "NAFAgent")
 #: The module saving and loading each agent type but DQNAgent (its ``SCHEMA``, ``save_*`` and ``load_*``).
-_MODULES = {"DDPGAgent": "keras_surgeon_rl.rl.persist_ddpg", "SARSAAgent": "keras_surgeon_rl.rl.persist_sarsa"}
+_MODULES = {"DDPGAgent": "keras_surgeon_rl.rl.persist_ddpg", "SARSAAgent": "keras_surgeon_rl.rl.persist_sarsa",
+            "NAFAgent": "keras_surgeon_rl.rl.persist_naf"}
 
 
 # --- agent.json: its declared shape -------------------------------------------------------------
@@ -312,7 +313,8 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
 
     A ``DDPGAgent`` is saved by :func:`keras_surgeon_rl.rl.persist_ddpg.save_ddpg` (actor, critic,
     both targets, random process, optimizers' classes and configs; ``optimizer=True`` is refused), a
-    ``SARSAAgent`` by :func:`keras_surgeon_rl.rl.persist_sarsa.save_sarsa`.
+    ``SARSAAgent`` by :func:`keras_surgeon_rl.rl.persist_sarsa.save_sarsa`, a ``NAFAgent`` by
+    :func:`keras_surgeon_rl.rl.persist_naf.save_naf`.
 
     Args:
         agent: a compiled keras-rl2 ``DQNAgent`` (plain, double or dueling).
@@ -345,6 +347,12 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
         from keras_surgeon_rl.rl.persist_sarsa import save_sarsa
 
         return save_sarsa(agent, directory, memory=memory, optimizer=optimizer)
+    from rl.agents.dqn import NAFAgent
+
+    if isinstance(agent, NAFAgent):
+        from keras_surgeon_rl.rl.persist_naf import save_naf
+
+        return save_naf(agent, directory, memory=memory, optimizer=optimizer)
     if not isinstance(agent, DQNAgent):
         raise ModelFileError(f"{directory}: save_agent saves agents of types {', '.join(AGENT_TYPES)}, not a "
                              f"{type(agent).__name__}; save its networks with keras_surgeon_rl.io.save_model")
@@ -531,7 +539,8 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
     ``agent.json`` says which agent type the directory holds (saves without that key hold a
     ``DQNAgent``). For a ``DDPGAgent`` see :func:`keras_surgeon_rl.rl.persist_ddpg.load_ddpg`:
     ``policy`` and ``test_policy`` do not apply, ``optimizer`` is a pair ``[actor, critic]``. For a
-    ``SARSAAgent`` see :func:`keras_surgeon_rl.rl.persist_sarsa.load_sarsa`.
+    ``SARSAAgent`` see :func:`keras_surgeon_rl.rl.persist_sarsa.load_sarsa`, for a ``NAFAgent``
+    :func:`keras_surgeon_rl.rl.persist_naf.load_naf` (no policies; ``random_process`` applies).
 
     Args:
         directory: what :func:`save_agent` wrote.
@@ -576,6 +585,14 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
 
         return load_sarsa(directory, data, processor=processor, policy=policy, test_policy=test_policy,
                           optimizer=optimizer, memory=memory, optimizer_state=optimizer_state)
+    if data.get("agent") == "NAFAgent":
+        from keras_surgeon_rl.rl.persist_naf import load_naf
+
+        if policy is not None or test_policy is not None:
+            raise TypeError(f"load_agent: {path} holds a NAFAgent, which has no policy or test_policy (its "
+                            "exploration is the random process); pass random_process= instead")
+        return load_naf(directory, data, processor=processor, optimizer=optimizer, memory=memory,
+                        optimizer_state=optimizer_state, random_process=random_process)
     saved_memory = data.get("replay") is not None
     if memory is True and not saved_memory:
         raise ModelFileError(f"{path}: records no replay memory (saved with memory=False, or by format 1); load with "

@@ -80,11 +80,11 @@ def _view(model, ids_from):
     return view
 
 
-def _one_change(value: dict, key: str, model_name: str) -> IdChange:
+def _one_change(value: dict, key: str, model_name: str, agent: str = "DDPG") -> IdChange:
     """The single ID change of ``spec[key]`` (the shorthand, or one entry under a name)."""
     changes = dict(value)
     if len(changes) > 1:
-        raise SurgeryError(f"spec[{key!r}] of a DDPG agent is one ID change ({{'old': [...], 'new': [...]}}) for the "
+        raise SurgeryError(f"spec[{key!r}] of a {agent} agent is one ID change ({{'old': [...], 'new': [...]}}) for the "
                            f"{model_name}; it names {sorted(map(str, changes))}")
     return next(iter(changes.values())) if changes else IdChange()
 
@@ -100,8 +100,16 @@ def _resolve(change: IdChange, carried: Optional[list], count: int, what: str, k
     return IdChange(list(old), list(new), change.axis, dict(change.new_unit_init))
 
 
-def split_spec(spec: Any) -> tuple[Spec, dict]:
+def split_spec(spec: Any, networks: tuple = NETWORKS, agent: str = "DDPG") -> tuple[Spec, dict]:
     """The agent-level spec (inputs, outputs, init) and the per-network parts, validated.
+
+    Args:
+        spec: the agent-level spec dict (or ``None``).
+        networks: the names of the agent's network parts (``("actor", "critic")`` for DDPG).
+        agent: the agent's name in messages.
+
+    Returns:
+        ``(agent_level, parts)``: the parsed ``inputs``/``outputs``/``init`` and ``{network: Spec}``.
 
     Raises:
         SurgeryError: an unknown key, hidden-layer edits at the top level, or a bad network part.
@@ -109,18 +117,21 @@ def split_spec(spec: Any) -> tuple[Spec, dict]:
     if spec is None:
         spec = {}
     if isinstance(spec, Spec):
-        raise SurgeryError("resume_ddpg takes a spec dict (with 'actor' and 'critic' parts), not a parsed Spec")
+        raise SurgeryError(f"resume_{agent.lower()} takes a spec dict (with {' and '.join(map(repr, networks))} "
+                           "parts), not a parsed Spec")
     if not isinstance(spec, dict):
         raise SurgeryError(f"the spec must be a dict, got {type(spec).__name__}")
+    agent_keys = ("inputs", "outputs", "init") + tuple(networks)
     for key in spec:
         if key in NETWORK_KEYS[:3]:
-            raise SurgeryError(f"spec[{key!r}]: a DDPG agent has two networks; put hidden-layer edits under "
-                               f"spec['actor'][{key!r}] or spec['critic'][{key!r}]")
-        if key not in AGENT_KEYS:
-            raise SurgeryError(f"unknown key {key!r} in a DDPG spec; known keys: {', '.join(AGENT_KEYS)}."
-                               + suggest(key, AGENT_KEYS))
+            where = " or ".join(f"spec[{n!r}][{key!r}]" for n in networks)
+            raise SurgeryError(f"spec[{key!r}]: a {agent} agent has {len(networks)} networks; put hidden-layer edits "
+                               f"under {where}")
+        if key not in agent_keys:
+            raise SurgeryError(f"unknown key {key!r} in a {agent} spec; known keys: {', '.join(agent_keys)}."
+                               + suggest(key, agent_keys))
     parts = {}
-    for net in NETWORKS:
+    for net in networks:
         part = spec.get(net) or {}
         if not isinstance(part, dict):
             raise SurgeryError(f"spec[{net!r}] must be a dict of {', '.join(NETWORK_KEYS)}, got {type(part).__name__}")
@@ -221,6 +232,62 @@ def map_random_process(process, old_actions: list, new_actions: list):
     return new
 
 
+def check_memory(old_agent, memory: Union[str, Memory], obs: IdChange) -> None:
+    """Refuse ``memory="carry"`` when the old agent's replay memory cannot be carried over.
+
+    Args:
+        old_agent: the old agent (with a ``memory``).
+        memory: the ``memory=`` argument of the resume function.
+        obs: the observation feature ID change.
+
+    Raises:
+        SurgeryError: ``"carry"`` with changed observation features, or with a memory other than a
+            ``SequentialMemory``.
+
+    Example:
+        >>> check_memory(agent, "carry", IdChange(["a"], ["a", "b"]))  # raises: observations change
+    """
+    if not (isinstance(memory, str) and memory == "carry"):
+        return
+    if obs.new != obs.old:
+        raise SurgeryError(f"memory='carry': the observation features change ({obs.old} → {obs.new}), so stored "
+                           "observations no longer fit; use memory='fresh'")
+    if not isinstance(old_agent.memory, SequentialMemory):
+        raise SurgeryError(f"memory='carry' carries a SequentialMemory; the old agent has a "
+                           f"{type(old_agent.memory).__name__}. Use memory='fresh' or pass a keras-rl2 Memory")
+
+
+def resumed_memory(old_agent, memory: Union[str, Memory], obs: IdChange, act: IdChange) -> Memory:
+    """The new agent's replay memory (``memory=`` already checked by :func:`check_memory`).
+
+    Args:
+        old_agent: the old agent; its memory is never modified.
+        memory: ``"auto"``, ``"carry"``, ``"fresh"`` or a keras-rl2 ``Memory`` (returned as it is).
+        obs, act: the observation feature and action ID changes.
+
+    Returns:
+        A carried ``SequentialMemory`` (action columns mapped by ID, see
+        :func:`~keras_surgeon_rl.rl.memory.carry_action_columns`) when the observation features are
+        unchanged and the old memory is a ``SequentialMemory`` (and not ``"fresh"``), else an empty one
+        with the old limit, window and episode-boundary setting.
+
+    Example:
+        >>> new_memory = resumed_memory(agent, "auto", obs, act)
+    """
+    if isinstance(memory, Memory):
+        return memory
+    same_obs = obs.new == obs.old
+    sequential = isinstance(old_agent.memory, SequentialMemory)
+    if memory == "fresh" or not same_obs or not sequential:
+        if memory == "auto":
+            logger.info("memory='auto' starts an empty replay memory: %s",
+                        "the observation features change" if not same_obs else
+                        f"the old {type(old_agent.memory).__name__} is not a SequentialMemory")
+        return SequentialMemory(old_agent.memory.limit, window_length=old_agent.memory.window_length,
+                                ignore_episode_boundaries=old_agent.memory.ignore_episode_boundaries)
+    return carry_action_columns(old_agent.memory, act.old, act.new)
+
+
 def _copy_weights(source, target) -> None:
     """Weights of every layer of ``source`` into the layer of the same name in ``target``."""
     pairs = [(target.get_layer(layer.name), layer) for layer in source.layers if layer.weights]
@@ -280,14 +347,7 @@ def resume_ddpg(old_agent: DDPGAgent, spec: Any, *, memory: Union[str, Memory] =
     if not isinstance(memory, Memory) and memory not in ("auto", "carry", "fresh"):
         raise SurgeryError(f"memory={memory!r}: use 'auto', 'carry', 'fresh' or a keras-rl2 Memory")
     actor_spec, critic_spec, obs, act = ddpg_specs(old_agent, spec)
-    same_obs = obs.new == obs.old
-    if isinstance(memory, str) and memory == "carry" and not same_obs:
-        raise SurgeryError(f"memory='carry': the observation features change ({obs.old} → {obs.new}), so stored "
-                           "observations no longer fit; use memory='fresh'")
-    sequential = isinstance(old_agent.memory, SequentialMemory)
-    if isinstance(memory, str) and memory == "carry" and not sequential:
-        raise SurgeryError(f"memory='carry' carries a SequentialMemory; the old agent has a "
-                           f"{type(old_agent.memory).__name__}. Use memory='fresh' or pass a keras-rl2 Memory")
+    check_memory(old_agent, memory, obs)
     new_process = random_process if random_process is not None else \
         map_random_process(old_agent.random_process, act.old, act.new)
     settings = {**ddpg_settings(old_agent), **overrides}
@@ -301,19 +361,7 @@ def resume_ddpg(old_agent: DDPGAgent, spec: Any, *, memory: Union[str, Memory] =
     logger.info("resume_ddpg: actor\n%s", new_actor.surgery_report)
     logger.info("resume_ddpg: critic\n%s", new_critic.surgery_report)
 
-    window = old_agent.memory.window_length
-    if isinstance(memory, Memory):
-        new_memory = memory
-    elif memory == "fresh" or not same_obs or not sequential:
-        if memory == "auto":
-            logger.info("resume_ddpg: memory='auto' starts an empty replay memory: %s",
-                        "the observation features change" if not same_obs else
-                        f"the old {type(old_agent.memory).__name__} is not a SequentialMemory")
-        new_memory = SequentialMemory(old_agent.memory.limit, window_length=window,
-                                      ignore_episode_boundaries=old_agent.memory.ignore_episode_boundaries)
-    else:
-        new_memory = carry_action_columns(old_agent.memory, act.old, act.new)
-
+    new_memory = resumed_memory(old_agent, memory, obs, act)
     action_name = old_agent.critic.input_names[old_agent.critic_action_input_idx]
     action_input = new_critic.inputs[new_critic.input_names.index(action_name)]
     state = getattr(new_process, "x_prev", None)
