@@ -305,6 +305,7 @@ def test_save_load_round_trip_keeps_networks_ids_settings_memory(tmp_path):
     old = trained_naf(Actuators(make_env(LUNAR, seed=0), ["main"]), 8, 1)
     agent = resume_naf(old, {"outputs": {"old": ["main"], "new": ["main", "lateral"]}}, gamma=.9)
     assert agent.gamma == .9
+    agent.fit(make_env(LUNAR, seed=2, max_episode_steps=40), nb_steps=30, verbose=0)  # the new L entries move off 0
     save_agent(agent, tmp_path / "naf", memory=True)
     loaded = load_agent(tmp_path / "naf")
     assert isinstance(loaded, NAFAgent) and loaded.nb_actions == 2 and loaded.covariance_mode == "full"
@@ -326,6 +327,8 @@ def test_save_load_round_trip_keeps_networks_ids_settings_memory(tmp_path):
     # the loaded agent resumes again from its carried IDs (L's pairs are checked against the actions)
     again = resume_agent(loaded, {"outputs": {"new": ["main", "lateral", "extra"]}})
     assert get_unit_ids(again.L_model)["layers"]["l_dense"] == l_entry_ids(["main", "lateral", "extra"])
+    assert_same_function(loaded, again, s, s, ["main", "lateral"], ["main", "lateral", "extra"])  # 3 actions:
+    # tril's row-major and column-major orders differ, so this checks the pairs end to end
     with pytest.raises(SurgeryError, match="carries the unit IDs"):
         resume_agent(loaded, {"outputs": {"old": ["lateral", "main"], "new": ["lateral", "main"]}})
     with pytest.raises(TypeError, match="holds a NAFAgent, which has no policy"):
