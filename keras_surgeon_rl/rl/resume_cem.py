@@ -266,7 +266,8 @@ def resume_cem(old_agent: CEMAgent, spec: Any, *, memory: Union[str, Memory] = "
     Returns:
         The new agent: its model holds the old model's current weights transplanted and carries the
         unit IDs of features and actions; ``theta``, ``best_seen`` and the memory are mapped by one
-        :class:`ParamMap`; ``episode`` and ``step`` are the old agent's.
+        :class:`ParamMap` (kept as ``new_agent.param_map``, to map other flat vectors of the old
+        network alike); ``episode`` and ``step`` are the old agent's.
 
     Raises:
         SurgeryError: not a compiled ``CEMAgent``, a bad ``memory`` or ``new_std``, or a bad spec,
