@@ -173,7 +173,8 @@ def load_cem(directory: Path, data: dict, processor: Any = None, policy: Any = N
         >>> agent = load_agent("runs/cartpole-cem")   # calls load_cem
     """
     path = directory / AGENT
-    given = [k for k, v in (("policy", policy), ("test_policy", test_policy), ("optimizer", optimizer)) if v is not None]
+    given = [k for k, v in (("policy", policy), ("test_policy", test_policy), ("optimizer", optimizer))
+             if v is not None]
     if given:
         raise TypeError(f"load_agent: {path} holds a CEMAgent, which has no {', '.join(given)} (it acts by the "
                         "softmax / argmax of its network); leave them out")

@@ -7,8 +7,10 @@ flat parameters it ran with and the episode's total reward. Surgery changes the 
 the flat vector, so every one of them goes through the same map (:class:`ParamMap`), computed once
 from the surgery plan: each new entry is ``scale * old[src] + offset`` (a carried or copied entry)
 or a fixed value (a new entry: zero input weights of new features, a new hidden unit's fresh
-incoming weights, an inserted identity layer). Mapping a flat vector is exactly what transplanting
-a network holding it does (up to float32 rounding of a bias offset).
+incoming weights, an inserted identity layer). Mapping a flat vector is what transplanting a
+network holding it does (up to float32 rounding of a bias offset), except that a new hidden unit's
+randomly drawn incoming weights are the resumed network's draw in every mapped vector, not a new
+draw each (its outgoing weights are zero, so they do not change what the network computes).
 
 How CEM acts, and which weights its model holds:
 

@@ -135,7 +135,8 @@ def assert_mapped_like_transplants(old, new, spec, skip=()):
 
 
 def expected_std(old, spec, new_positions):
-    """theta's std as the docs promise: carried ones moved like the weights, new ones the mean of the old ones."""
+    """theta's std as the docs promise: carried ones moved like the weights, new ones the mean of the old ones
+    (float32 through the direct transplant: compare with rtol=1e-6)."""
     n = old.num_weights
     std = direct(old, old.theta[n:], spec)  # every old parameter is carried in the specs used with this
     std[list(new_positions)] = old.theta[n:].mean()
@@ -174,7 +175,7 @@ def test_cartpole_features_keep_actions_and_map_theta_best_seen_memory(kept, new
     added = [j for j, f in enumerate(new_ids) if f not in kept]
     assert added == [] or np.all(new.model.get_weights()[0][added] == 0)  # new features: zero input weights
     np.testing.assert_allclose(new.theta[new.num_weights:],
-                               expected_std(old, spec, kernel_rows(len(new_ids), added)), atol=0, rtol=1e-6)  # float32 in the direct transplant
+                               expected_std(old, spec, kernel_rows(len(new_ids), added)), atol=0, rtol=1e-6)
     before = new.memory.nb_entries
     history = new.fit(make_env("CartPole-v1", seed=1, features=new_ids), nb_steps=250, verbose=0,
                       nb_max_episode_steps=100)
@@ -205,7 +206,7 @@ def test_acrobot_added_and_removed_actions_keep_greedy_and_softmax_as_documented
     assert_mapped_like_transplants(old, new, spec)
     start = 6 * HIDDEN + HIDDEN  # the output kernel (HIDDEN, 3), then its bias (3,)
     new_params = [start + r * 3 + 1 for r in range(HIDDEN)] + [start + 3 * HIDDEN + 1]
-    np.testing.assert_allclose(new.theta[new.num_weights:], expected_std(old, spec, new_params), atol=0, rtol=1e-6)  # float32 in the direct transplant
+    np.testing.assert_allclose(new.theta[new.num_weights:], expected_std(old, spec, new_params), atol=0, rtol=1e-6)
     # new_std overrides the default for new parameters only
     custom = resume_cem(old, {"outputs": {"new": ACROBOT_ACTIONS}}, new_std=0.25, memory="fresh")
     std = custom.theta[custom.num_weights:]
@@ -236,7 +237,7 @@ def test_wider_hidden_layer_keeps_outputs_and_carries_std_of_old_units():
     spec = {"units": {"h0": 12}}
     assert_mapped_like_transplants(old, new, spec, skip=fresh)  # fresh: the new units' random incoming weights
     assert np.all(new.theta[:n_new][outgoing] == 0)  # new units' outgoing weights: zero, so outputs are kept
-    np.testing.assert_allclose(new.theta[n_new:], expected_std(old, spec, fresh + outgoing), atol=0, rtol=1e-6)  # float32 in the direct transplant
+    np.testing.assert_allclose(new.theta[n_new:], expected_std(old, spec, fresh + outgoing), atol=0, rtol=1e-6)
     assert_unchanged(old, snap)
 
 
