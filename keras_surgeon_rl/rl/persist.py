@@ -76,9 +76,10 @@ OPTIMIZER = "optimizer.npz"
 
 _RESAVE = "restore the whole directory from a copy, or save the agent again with save_agent"
 #: The keras-rl2 agent classes saved and loaded; agent.json's "agent" names one (absent: DQNAgent).
-AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent")
+AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent", "CEMAgent")
 #: The module saving and loading each agent type but DQNAgent (its ``SCHEMA``, ``save_*`` and ``load_*``).
-_MODULES = {"DDPGAgent": "keras_surgeon_rl.rl.persist_ddpg", "SARSAAgent": "keras_surgeon_rl.rl.persist_sarsa"}
+_MODULES = {"DDPGAgent": "keras_surgeon_rl.rl.persist_ddpg", "SARSAAgent": "keras_surgeon_rl.rl.persist_sarsa",
+            "CEMAgent": "keras_surgeon_rl.rl.persist_cem"}
 
 
 # --- agent.json: its declared shape -------------------------------------------------------------
@@ -345,6 +346,12 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
         from keras_surgeon_rl.rl.persist_sarsa import save_sarsa
 
         return save_sarsa(agent, directory, memory=memory, optimizer=optimizer)
+    from rl.agents.cem import CEMAgent
+
+    if isinstance(agent, CEMAgent):
+        from keras_surgeon_rl.rl.persist_cem import save_cem
+
+        return save_cem(agent, directory, memory=memory, optimizer=optimizer)
     if not isinstance(agent, DQNAgent):
         raise ModelFileError(f"{directory}: save_agent saves agents of types {', '.join(AGENT_TYPES)}, not a "
                              f"{type(agent).__name__}; save its networks with keras_surgeon_rl.io.save_model")
@@ -576,6 +583,11 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
 
         return load_sarsa(directory, data, processor=processor, policy=policy, test_policy=test_policy,
                           optimizer=optimizer, memory=memory, optimizer_state=optimizer_state)
+    if data.get("agent") == "CEMAgent":
+        from keras_surgeon_rl.rl.persist_cem import load_cem
+
+        return load_cem(directory, data, processor=processor, policy=policy, test_policy=test_policy,
+                        optimizer=optimizer, memory=memory, optimizer_state=optimizer_state)
     saved_memory = data.get("replay") is not None
     if memory is True and not saved_memory:
         raise ModelFileError(f"{path}: records no replay memory (saved with memory=False, or by format 1); load with "
