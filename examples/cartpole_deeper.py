@@ -17,6 +17,8 @@ Ablations, each one change to preserve:
   preserve_lr_low            Adam's learning rate 2.5e-4 instead of 1e-3
   preserve_long_warmup       1,000 warm-up steps instead of 100
   preserve_fresh_memory      phase 2 starts with an empty replay memory (resume_dqn memory="fresh")
+  preserve_freeze_inserted   the inserted layer is frozen for the first 4,000 phase-2 steps, then thawed
+                             (each a re-compile with a fresh Adam): is training the inserted layer the dip?
 
 Usage:
     python examples/cartpole_deeper.py                                   # 16,000 + 8,000 steps, 5 runs
@@ -37,7 +39,7 @@ from examples.experiments import dqn  # noqa: E402
 EXPERIMENT = "cartpole_deeper"
 OLD_STEPS = 16_000
 ARMS = ["old", "preserve", "original", "random", "scratch", "preserve_carry_optimizer", "preserve_lr_low",
-        "preserve_long_warmup", "preserve_fresh_memory"]
+        "preserve_long_warmup", "preserve_fresh_memory", "preserve_freeze_inserted"]
 INSERT = {"after": "h1", "layer": "Dense", "units": 8, "activation": "relu", "name": "h2"}
 EXP = {
     "env": "CartPole-v1",
@@ -50,7 +52,8 @@ EXP = {
                 "preserve_carry_optimizer": {"like": "preserve", "optimizer_state": "carry"},
                 "preserve_lr_low": {"like": "preserve", "lr": 2.5e-4},
                 "preserve_fresh_memory": {"like": "preserve", "memory": "fresh"},
-                "preserve_long_warmup": {"like": "preserve", "settings": {"nb_steps_warmup": 1000}}},
+                "preserve_long_warmup": {"like": "preserve", "settings": {"nb_steps_warmup": 1000}},
+                "preserve_freeze_inserted": {"like": "preserve", "freeze": {"layers": ["h2"], "steps": 4000}}},
     "competence": 195,
     "threshold": 475,
     "agent": {"policy": "boltzmann", "warmup": 100},

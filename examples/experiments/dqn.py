@@ -24,7 +24,9 @@ observations keep their shape, as measured in ``docs/results.md``),
 step count through the surgery), ``lr`` (a fresh Adam with this learning rate), ``settings``
 (``resume_dqn`` overrides, e.g. ``{"nb_steps_warmup": 0}``) and ``noise`` (``{layer: std}``:
 Gaussian noise added to the layer's kernel after surgery, the same in the online and the target
-network).
+network) and ``freeze`` (``{"layers": [...], "steps": N}``: those layers are frozen after surgery and
+thawed after N phase-2 steps; freezing and thawing each re-compile the agent with a fresh optimizer
+of the same class and config, :func:`keras_surgeon_rl.transfer.rl_callbacks.recompile_agent`).
 
 Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with its replay memory
 and its optimizer's state (:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and
@@ -62,6 +64,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from rl.agents.dqn import DQNAgent
+from rl.callbacks import Callback
 from rl.memory import SequentialMemory
 from rl.policy import BoltzmannQPolicy, EpsGreedyQPolicy
 
@@ -246,6 +249,12 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
     if "optimizer_state" in options:
         kwargs["optimizer_state"] = options["optimizer_state"]
     agent = resume_dqn(old, arm_spec(exp, arm), **kwargs)
+    if "freeze" in options:  # thawed by ThawAfter during phase 2
+        from keras_surgeon_rl.transfer.layers import freeze
+        from keras_surgeon_rl.transfer.rl_callbacks import recompile_agent
+
+        freeze(agent.model, options["freeze"]["layers"])
+        recompile_agent(agent)
     rng = np.random.default_rng(seed)
     for layer, std in options.get("noise", {}).items():  # e.g. an inserted layer "near identity"
         weights = agent.model.get_layer(layer).get_weights()
@@ -253,6 +262,25 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
         for model in (agent.model, agent.target_model):
             model.get_layer(layer).set_weights(weights)
     return agent
+
+
+class ThawAfter(Callback):
+    """Thaw ``layers`` of the agent's network after ``steps`` agent steps of this ``fit`` (re-compiling
+    the agent with a fresh optimizer of the same class and config; target weights kept)."""
+
+    def __init__(self, layers: Sequence[str], steps: int):
+        super().__init__()
+        self.layers, self.steps, self.done, self.thawed_at = list(layers), int(steps), 0, None
+
+    def on_step_end(self, step, logs=None):
+        self.done += 1
+        if self.done == self.steps:
+            from keras_surgeon_rl.transfer.layers import thaw
+            from keras_surgeon_rl.transfer.rl_callbacks import recompile_agent
+
+            thaw(self.model.model, self.layers)
+            recompile_agent(self.model)
+            self.thawed_at = self.done
 
 
 def evaluation_settings(every: int, episodes: int = 10, seed_base: int = EVAL_SEED_BASE) -> Optional[dict]:
@@ -302,6 +330,9 @@ def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[i
         before = greedy(old, exp, exp["old"], seeds)
         after = before if arm == "old" else greedy(agent, exp, setting, seeds)
         callbacks = [GreedyEvaluation(lambda: env_for(exp, setting, seed=None), seeds, every=evaluation["every"])]
+    frozen = arm_options(exp, arm).get("freeze") if arm not in ("old", "scratch") else None
+    if frozen:
+        callbacks.append(ThawAfter(frozen["layers"], frozen["steps"]))
     records = fit(agent, env, total, callbacks=callbacks)
     out["records"] = [r for r in records if r["step"] <= steps]
     if arm == "scratch":

@@ -24,6 +24,7 @@ from keras_surgeon_rl.rl.envs import (  # noqa: E402
 from keras_surgeon_rl.rl.resume import action_ids, network_of, resume_dqn  # noqa: E402
 from keras_surgeon_rl.rl.resume_ddpg import resume_ddpg  # noqa: E402
 from keras_surgeon_rl.rl.resume_sarsa import resume_sarsa  # noqa: E402
+from keras_surgeon_rl.rl.resume_cem import resume_cem  # noqa: E402
 from keras_surgeon_rl.rl.resume_naf import resume_naf  # noqa: E402
 from keras_surgeon_rl.rl.agents import resume_agent  # noqa: E402
 
@@ -42,6 +43,7 @@ __all__ = [
     "resume_dqn",
     "resume_ddpg",
     "resume_sarsa",
+    "resume_cem",
     "resume_naf",
     "resume_agent",
     "action_ids",

@@ -3,7 +3,8 @@
 The agent's class picks the function that resumes it (:data:`RESUMERS`): ``DQNAgent`` →
 :func:`~keras_surgeon_rl.rl.resume.resume_dqn`, ``DDPGAgent`` →
 :func:`~keras_surgeon_rl.rl.resume_ddpg.resume_ddpg`, ``SARSAAgent`` →
-:func:`~keras_surgeon_rl.rl.resume_sarsa.resume_sarsa`, ``NAFAgent`` →
+:func:`~keras_surgeon_rl.rl.resume_sarsa.resume_sarsa`, ``CEMAgent`` →
+:func:`~keras_surgeon_rl.rl.resume_cem.resume_cem`, ``NAFAgent`` →
 :func:`~keras_surgeon_rl.rl.resume_naf.resume_naf`. A subclass of a supported agent is resumed
 as its nearest supported base class; :func:`register_resumer` adds an agent class.
 """
@@ -12,19 +13,21 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from rl.agents.cem import CEMAgent
 from rl.agents.ddpg import DDPGAgent
 from rl.agents.dqn import DQNAgent, NAFAgent
 from rl.agents.sarsa import SARSAAgent
 
 from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.rl.resume import resume_dqn
+from keras_surgeon_rl.rl.resume_cem import resume_cem
 from keras_surgeon_rl.rl.resume_ddpg import resume_ddpg
 from keras_surgeon_rl.rl.resume_naf import resume_naf
 from keras_surgeon_rl.rl.resume_sarsa import resume_sarsa
 
 #: Agent class → the function resuming it, ``fn(old_agent, spec, **kwargs) -> new_agent``.
 RESUMERS: dict[type, Callable] = {DQNAgent: resume_dqn, DDPGAgent: resume_ddpg, SARSAAgent: resume_sarsa,
-                                  NAFAgent: resume_naf}
+                                  CEMAgent: resume_cem, NAFAgent: resume_naf}
 
 
 def register_resumer(agent_class: type, fn: Callable) -> None:

@@ -76,10 +76,10 @@ OPTIMIZER = "optimizer.npz"
 
 _RESAVE = "restore the whole directory from a copy, or save the agent again with save_agent"
 #: The keras-rl2 agent classes saved and loaded; agent.json's "agent" names one (absent: DQNAgent).
-AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent", "NAFAgent")
+AGENT_TYPES = ("DQNAgent", "DDPGAgent", "SARSAAgent", "CEMAgent", "NAFAgent")
 #: The module saving and loading each agent type but DQNAgent (its ``SCHEMA``, ``save_*`` and ``load_*``).
 _MODULES = {"DDPGAgent": "keras_surgeon_rl.rl.persist_ddpg", "SARSAAgent": "keras_surgeon_rl.rl.persist_sarsa",
-            "NAFAgent": "keras_surgeon_rl.rl.persist_naf"}
+            "CEMAgent": "keras_surgeon_rl.rl.persist_cem", "NAFAgent": "keras_surgeon_rl.rl.persist_naf"}
 
 
 # --- agent.json: its declared shape -------------------------------------------------------------
@@ -347,6 +347,12 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
         from keras_surgeon_rl.rl.persist_sarsa import save_sarsa
 
         return save_sarsa(agent, directory, memory=memory, optimizer=optimizer)
+    from rl.agents.cem import CEMAgent
+
+    if isinstance(agent, CEMAgent):
+        from keras_surgeon_rl.rl.persist_cem import save_cem
+
+        return save_cem(agent, directory, memory=memory, optimizer=optimizer)
     from rl.agents.dqn import NAFAgent
 
     if isinstance(agent, NAFAgent):
@@ -585,6 +591,11 @@ def load_agent(directory: os.PathLike, processor: Any = None, policy: Any = None
 
         return load_sarsa(directory, data, processor=processor, policy=policy, test_policy=test_policy,
                           optimizer=optimizer, memory=memory, optimizer_state=optimizer_state)
+    if data.get("agent") == "CEMAgent":
+        from keras_surgeon_rl.rl.persist_cem import load_cem
+
+        return load_cem(directory, data, processor=processor, policy=policy, test_policy=test_policy,
+                        optimizer=optimizer, memory=memory, optimizer_state=optimizer_state)
     if data.get("agent") == "NAFAgent":
         from keras_surgeon_rl.rl.persist_naf import load_naf
 

@@ -197,3 +197,29 @@ def test_phase_two_goes_on_from_phase_one_memory_and_arm_options(tmp_path):
     assert int(tf_keras.backend.get_value(carried.trainable_model.optimizer.optimizer.iterations)) > 0
     with pytest.raises(ValueError, match="arm 'nothing' has no spec"):
         dqn._arm_agents("nothing", exp, 0, 120, cache)
+
+
+def test_a_frozen_layer_stays_as_it_was_until_it_is_thawed(tmp_path):
+    """``options[arm]["freeze"]``: the layers keep their weights for ``steps`` phase-2 steps (the rest
+    of the network learns), then train."""
+    insert = {"after": "h1", "layer": "Dense", "units": 8, "activation": "relu", "name": "h2", "init": "identity"}
+    exp = {"env": "CartPole-v1",
+           "old": {"features": None, "actions": None, "hidden": [8]},
+           "new": {"features": None, "actions": None, "hidden": [8, 8]},
+           "specs": {"preserve": {"insert": [insert]}},
+           "options": {"frozen": {"like": "preserve", "freeze": {"layers": ["h2"], "steps": 150}}},
+           "agent": {"policy": "boltzmann", "warmup": 20}}
+    cache = str(tmp_path)
+    dqn.prepare(0, exp=exp, old_steps=120, cache=cache)
+    agent, setting, _ = dqn._arm_agents("frozen", exp, 0, 120, cache)
+    assert [w.name for w in agent.trainable_model.trainable_weights if "h2" in w.name] == []
+    h2, q = agent.model.get_layer("h2").get_weights(), agent.model.get_layer("q").get_weights()
+    thaw = dqn.ThawAfter(["h2"], 150)
+    dqn.fit(agent, dqn.env_for(exp, setting, 0), 150, callbacks=[thaw])
+    assert thaw.thawed_at == 150
+    for before, after in zip(h2, agent.model.get_layer("h2").get_weights()):
+        np.testing.assert_array_equal(before, after)  # frozen for all 150 steps
+    assert not np.allclose(q[0], agent.model.get_layer("q").get_weights()[0])  # the rest learned
+    assert any("h2" in w.name for w in agent.trainable_model.trainable_weights)  # thawed at the end
+    dqn.fit(agent, dqn.env_for(exp, setting, 0), 100)
+    assert not np.allclose(h2[0], agent.model.get_layer("h2").get_weights()[0])  # and then it learns

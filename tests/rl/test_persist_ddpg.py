@@ -274,7 +274,7 @@ def test_ddpg_save_refusals(tmp_path):
     with pytest.raises(TypeError, match=r"pair \[actor_optimizer, critic_optimizer\]"):
         load_agent(tmp_path / "a", optimizer=tf_keras.optimizers.legacy.Adam())
     with pytest.raises(ModelFileError, match="save_agent saves agents of types DQNAgent, DDPGAgent, SARSAAgent, "
-                                             "(.+, )?not a str"):
+                                             ".*not a str"):
         save_agent("agent", tmp_path / "b")
 
 

@@ -10,8 +10,9 @@ from keras_surgeon_rl.rl import (  # first: sets up keras-rl2
 import numpy as np
 import pytest
 import tensorflow as tf
-from rl.agents import CEMAgent, DDPGAgent, DQNAgent
-from rl.memory import EpisodeParameterMemory, SequentialMemory
+from rl.agents import DDPGAgent, DQNAgent
+from rl.core import Agent
+from rl.memory import SequentialMemory
 from rl.policy import BoltzmannQPolicy
 from rl.random import OrnsteinUhlenbeckProcess
 
@@ -290,7 +291,10 @@ def test_resume_agent_on_dqn_is_resume_dqn():
 
 
 def test_resume_agent_refuses_unsupported_agent_types():
-    agent = CEMAgent(model=q_net(4, 2), nb_actions=2, memory=EpisodeParameterMemory(limit=10, window_length=1))
-    with pytest.raises(SurgeryError, match=r"cannot resume a CEMAgent; supported agent types: DQNAgent, DDPGAgent, "
+    class OtherAgent(Agent):  # a keras-rl2 agent class no resumer is registered for
+        pass
+
+    agent = OtherAgent()
+    with pytest.raises(SurgeryError, match=r"cannot resume a OtherAgent; supported agent types: DQNAgent, DDPGAgent, "
                                            r"SARSAAgent"):
         resume_agent(agent, {})
