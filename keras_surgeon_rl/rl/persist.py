@@ -297,6 +297,67 @@ def _make_directory(directory: os.PathLike) -> Path:
     return directory
 
 
+#: Files only some saves write; a save without one removes an earlier save's (no longer recorded).
+OPTIONAL_FILES = (MEMORY, OPTIMIZER)
+
+
+def saved_settings(settings: dict) -> dict:
+    """An agent's settings as ``agent.json`` keeps them: without ``processor`` (never saved; a warning
+    if the agent has one) and ``custom_model_objects``."""
+    settings = dict(settings)
+    if settings.pop("processor", None) is not None:
+        logger.warning("the agent's processor is not saved; pass processor= to load_agent")
+    settings.pop("custom_model_objects", None)
+    return settings
+
+
+def replay_arrays(memory: Any, directory: Path) -> tuple[dict, dict]:
+    """:func:`~keras_surgeon_rl.rl.memory.memory_arrays` of a replay memory being saved into ``directory``.
+
+    Raises:
+        ModelFileError: the memory cannot be saved in this format (naming the file and the fix).
+    """
+    try:
+        return memory_arrays(memory)
+    except ValueError as e:
+        raise ModelFileError(f"{directory / MEMORY}: cannot save the replay memory: {e}; pass memory=False to "
+                             "save the agent without it") from e
+
+
+def savez(path: Path, **arrays) -> None:
+    """``np.savez`` into ``path`` (a temporary file of :func:`publish_agent`)."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def publish_agent(directory: Path, names: list, write: Callable[[dict], None], data: dict) -> None:
+    """Write a save's files and publish them together, ``agent.json`` (the last of ``names``) last.
+
+    Args:
+        directory: the save's directory (it exists).
+        names: the file names of the save, ``AGENT`` last.
+        write: ``write(tmp)`` writes every file of ``names`` but ``agent.json`` to ``tmp[name]``, a
+            temporary path renamed into place only when every file is written.
+        data: ``agent.json``'s content; the size and SHA-256 of every other file are added as ``"files"``.
+
+    Raises:
+        ModelFileError: a file could not be written (e.g. a full disk); the earlier save is left as it was.
+    """
+    with publishing(*(directory / n for n in names)) as tmps:
+        tmp = dict(zip(names, tmps))
+        try:
+            write(tmp)
+        except OSError as e:
+            raise ModelFileError(f"{directory}: the agent could not be saved ({type(e).__name__}: {e}); free space "
+                                 "or choose another directory") from e
+        data = {**data, "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])}
+                                  for n in names[:-1]}}
+        tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
+    for stale in OPTIONAL_FILES:
+        if stale not in names:
+            (directory / stale).unlink(missing_ok=True)
+
+
 def _optimizer_arrays(state: dict) -> tuple[dict, dict]:
     """The arrays of optimizer.npz and agent.json's record of them."""
     arrays = {f"{i}/{s}": a for i, w in enumerate(state["weights"]) for s, a in w["slots"].items()}
@@ -363,13 +424,7 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
         raise ModelFileError(f"{directory}: save_agent saves agents of types {', '.join(AGENT_TYPES)}, not a "
                              f"{type(agent).__name__}; save its networks with keras_surgeon_rl.io.save_model")
     directory = _make_directory(directory)
-    arrays, record = None, None
-    if memory:
-        try:
-            arrays, record = memory_arrays(agent.memory)
-        except ValueError as e:
-            raise ModelFileError(f"{directory / MEMORY}: cannot save the replay memory: {e}; pass memory=False to "
-                                 "save the agent without it") from e
+    arrays, record = replay_arrays(agent.memory, directory) if memory else (None, None)
     opt_arrays, opt_record = None, None
     if optimizer:
         state = read_optimizer_state(agent)
@@ -377,46 +432,32 @@ def save_agent(agent: Any, directory: os.PathLike, memory: bool = False, optimiz
             raise ModelFileError(f"{directory / OPTIMIZER}: the agent's optimizer has no state yet (it has never "
                                  "trained); train the agent first, or save with optimizer=False")
         opt_arrays, opt_record = _optimizer_arrays(state)
-    settings = agent_settings(agent)
-    if settings.pop("processor") is not None:
-        logger.warning("the agent's processor is not saved; pass processor= to load_agent")
-    settings.pop("custom_model_objects")
     opt = fresh_optimizer(agent)
     names = [NETWORK, NETWORK_IDS, TARGET] + [n for n, on in ((MEMORY, memory), (OPTIMIZER, optimizer)) if on] + [AGENT]
-    with publishing(*(directory / n for n in names)) as tmps:
-        tmp = dict(zip(names, tmps))
+
+    def write(tmp):
         write_model_files(network_of(agent), tmp[NETWORK], tmp[NETWORK_IDS], directory / NETWORK)
-        try:
-            network_of(agent, target=True).save_weights(str(tmp[TARGET]))
-            if memory:
-                with open(tmp[MEMORY], "wb") as f:
-                    np.savez(f, **arrays)
-            if optimizer:
-                with open(tmp[OPTIMIZER], "wb") as f:
-                    np.savez(f, **opt_arrays)
-        except OSError as e:  # e.g. a full disk; the previous save is left as it was
-            raise ModelFileError(f"{directory}: the agent could not be saved ({type(e).__name__}: {e}); free space "
-                                 "or choose another directory") from e
-        data = {
-            "format": FORMAT,
-            "agent": "DQNAgent",
-            "nb_actions": agent.nb_actions,
-            "settings": settings,
-            "policy": _policy_config(agent.policy),
-            "test_policy": _policy_config(agent.test_policy),
-            "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
-            "memory": {"limit": agent.memory.limit, "window_length": agent.memory.window_length,
-                       "ignore_episode_boundaries": agent.memory.ignore_episode_boundaries},
-            "replay": record,
-            "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])} for n in names[:-1]},
-        }
-        if optimizer:  # only then: a default save's agent.json is what it was before the option existed
-            data["optimizer_state"] = opt_record
-        tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
-    if not memory and (directory / MEMORY).exists():  # an earlier save's memory: no longer recorded, so removed
-        (directory / MEMORY).unlink(missing_ok=True)
-    if not optimizer and (directory / OPTIMIZER).exists():  # likewise an earlier save's optimizer state
-        (directory / OPTIMIZER).unlink(missing_ok=True)
+        network_of(agent, target=True).save_weights(str(tmp[TARGET]))
+        if memory:
+            savez(tmp[MEMORY], **arrays)
+        if optimizer:
+            savez(tmp[OPTIMIZER], **opt_arrays)
+
+    data = {
+        "format": FORMAT,
+        "agent": "DQNAgent",
+        "nb_actions": agent.nb_actions,
+        "settings": saved_settings(agent_settings(agent)),
+        "policy": _policy_config(agent.policy),
+        "test_policy": _policy_config(agent.test_policy),
+        "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
+        "memory": {"limit": agent.memory.limit, "window_length": agent.memory.window_length,
+                   "ignore_episode_boundaries": agent.memory.ignore_episode_boundaries},
+        "replay": record,
+    }
+    if optimizer:  # only then: a default save's agent.json is what it was before the option existed
+        data["optimizer_state"] = opt_record
+    publish_agent(directory, names, write, data)
     logger.info("saved the agent to %s%s%s", directory, " with its replay memory" if memory else "",
                 " with its optimizer state" if optimizer else "")
     return directory

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import zipfile
 from pathlib import Path
@@ -35,11 +34,11 @@ import numpy as np
 from rl.agents.cem import CEMAgent
 from rl.memory import EpisodeParameterMemory, Memory
 
-from keras_surgeon_rl.atomic import publishing
 from keras_surgeon_rl.errors import ModelFileError
-from keras_surgeon_rl.io import file_sha256, load_model, write_model_files
-from keras_surgeon_rl.rl.persist import (_BOOL, _NUMBER, _OBJECT, AGENT, FORMAT, MEMORY, NETWORK, NETWORK_IDS,
-                                         OPTIMIZER, _RESAVE, _check_files, _integer, _json_default, _make_directory)
+from keras_surgeon_rl.io import load_model, write_model_files
+from keras_surgeon_rl.rl.persist import (_BOOL, _check_files, _integer, _make_directory, _NUMBER, _OBJECT, _RESAVE,
+                                         AGENT, FORMAT, MEMORY, NETWORK, NETWORK_IDS, OPTIMIZER, publish_agent,
+                                         saved_settings, savez)
 from keras_surgeon_rl.rl.resume_cem import SETTINGS, cem_settings
 
 logger = logging.getLogger(__name__)
@@ -90,43 +89,31 @@ def save_cem(agent: CEMAgent, directory, memory: bool = False, optimizer: bool =
         raise ModelFileError(f"{directory}: a CEMAgent's memory must be an EpisodeParameterMemory to be saved, it "
                              f"is a {type(agent.memory).__name__}")
     directory = _make_directory(directory)
-    settings = cem_settings(agent)
-    if settings.pop("processor") is not None:
-        logger.warning("the agent's processor is not saved; pass processor= to load_agent")
     mem = agent.memory
     names = [NETWORK, NETWORK_IDS, CEM_STATE] + ([MEMORY] if memory else []) + [AGENT]
-    with publishing(*(directory / n for n in names)) as tmps:
-        tmp = dict(zip(names, tmps))
+
+    def write(tmp):
         write_model_files(agent.model, tmp[NETWORK], tmp[NETWORK_IDS], directory / NETWORK)
-        try:
-            with open(tmp[CEM_STATE], "wb") as f:
-                np.savez(f, theta=np.asarray(agent.theta, np.float64),
-                         best_seen_reward=np.float64(agent.best_seen[0]),
-                         best_seen_params=np.asarray(agent.best_seen[1], np.float64))
-            if memory:
-                params = (np.vstack([np.asarray(p, np.float64) for p in mem.params]) if len(mem.params)
-                          else np.zeros((0, agent.num_weights)))
-                with open(tmp[MEMORY], "wb") as f:
-                    np.savez(f, params=params, total_rewards=np.asarray(list(mem.total_rewards), np.float64),
-                             intermediate_rewards=np.asarray(mem.intermediate_rewards, np.float64))
-        except OSError as e:  # e.g. a full disk; the previous save is left as it was
-            raise ModelFileError(f"{directory}: the agent could not be saved ({type(e).__name__}: {e}); free space "
-                                 "or choose another directory") from e
-        data = {
-            "format": FORMAT,
-            "agent": "CEMAgent",
-            "nb_actions": agent.nb_actions,
-            "settings": settings,
-            "counters": {"episode": int(agent.episode), "step": int(agent.step)},
-            "init": {"mean": float(agent.init_mean), "stdev": float(agent.init_stdev)},
-            "memory": {"limit": mem.limit, "window_length": mem.window_length,
-                       "ignore_episode_boundaries": mem.ignore_episode_boundaries},
-            "episodes_saved": len(mem.params) if memory else None,
-            "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])} for n in names[:-1]},
-        }
-        tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
-    for stale in ([] if memory else [MEMORY]) + [OPTIMIZER]:
-        (directory / stale).unlink(missing_ok=True)  # an earlier save's files, no longer recorded
+        savez(tmp[CEM_STATE], theta=np.asarray(agent.theta, np.float64),
+              best_seen_reward=np.float64(agent.best_seen[0]),
+              best_seen_params=np.asarray(agent.best_seen[1], np.float64))
+        if memory:
+            params = (np.vstack([np.asarray(p, np.float64) for p in mem.params]) if len(mem.params)
+                      else np.zeros((0, agent.num_weights)))
+            savez(tmp[MEMORY], params=params, total_rewards=np.asarray(list(mem.total_rewards), np.float64),
+                  intermediate_rewards=np.asarray(mem.intermediate_rewards, np.float64))
+
+    publish_agent(directory, names, write, {
+        "format": FORMAT,
+        "agent": "CEMAgent",
+        "nb_actions": agent.nb_actions,
+        "settings": saved_settings(cem_settings(agent)),
+        "counters": {"episode": int(agent.episode), "step": int(agent.step)},
+        "init": {"mean": float(agent.init_mean), "stdev": float(agent.init_stdev)},
+        "memory": {"limit": mem.limit, "window_length": mem.window_length,
+                   "ignore_episode_boundaries": mem.ignore_episode_boundaries},
+        "episodes_saved": len(mem.params) if memory else None,
+    })
     logger.info("saved the CEM agent to %s%s", directory, " with its episode memory" if memory else "")
     return directory
 

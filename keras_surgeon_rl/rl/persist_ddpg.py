@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from pathlib import Path
 from typing import Any, Optional
@@ -38,15 +37,13 @@ import rl.random
 from rl.agents.ddpg import DDPGAgent
 from rl.memory import Memory, SequentialMemory
 
-from keras_surgeon_rl.atomic import publishing
 from keras_surgeon_rl.errors import ModelFileError
-from keras_surgeon_rl.io import file_sha256, load_model, sidecar, write_model_files
+from keras_surgeon_rl.io import load_model, sidecar, write_model_files
 from keras_surgeon_rl.rl.compat import setup
-from keras_surgeon_rl.rl.memory import memory_arrays
-from keras_surgeon_rl.rl.persist import (_BOOL, _CLASS, _NUMBER, _OBJECT, AGENT, FORMAT, MEMORY, OPTIMIZER,
-                                         _RESAVE, _check, _check_files, _check_target_weights, _integer,
-                                         _json_default, _make_directory, _memory_settings, _optimizer_from,
-                                         _read_memory)
+from keras_surgeon_rl.rl.persist import (_BOOL, _check, _check_files, _check_target_weights, _CLASS, _integer,
+                                         _make_directory, _memory_settings, _NUMBER, _OBJECT, _optimizer_from,
+                                         _read_memory, _RESAVE, AGENT, FORMAT, MEMORY, OPTIMIZER, publish_agent,
+                                         replay_arrays, saved_settings, savez)
 from keras_surgeon_rl.rl.resume_ddpg import SETTINGS, ddpg_settings, fresh_ddpg_optimizers
 from keras_surgeon_rl.unit_ids import get_unit_ids, set_unit_ids
 
@@ -194,6 +191,39 @@ def _plain(model):
     return view
 
 
+def start_continuous_save(agent: Any, directory, memory: bool, optimizer: bool, saves: str):
+    """What a ``DDPGAgent``'s or ``NAFAgent``'s save checks and reads before writing anything.
+
+    Args:
+        agent: the agent being saved.
+        directory: where it is saved (created here once the checks pass).
+        memory, optimizer: the save's options (``optimizer=True`` is refused).
+        saves: what the save needs a compiled agent for, for the error message.
+
+    Returns:
+        ``(directory, memory arrays, memory record, random-process record)`` (the memory's ``None``
+        without ``memory``).
+
+    Raises:
+        ModelFileError: ``optimizer=True``, an uncompiled agent, or a memory or random process that
+            cannot be saved; nothing is written then.
+    """
+    kind = type(agent).__name__
+    directory = Path(directory)
+    if optimizer:
+        raise ModelFileError(f"{directory / OPTIMIZER}: the optimizer state of a {kind} is not saved (only a "
+                             "DQNAgent's); save with optimizer=False, and the loaded agent's optimizers start anew")
+    if not getattr(agent, "compiled", False):
+        raise ModelFileError(f"{directory}: save_agent needs a compiled {kind} (it saves {saves}); call "
+                             "agent.compile first")
+    arrays, record = replay_arrays(agent.memory, directory) if memory else (None, None)
+    try:
+        process = process_record(agent.random_process)
+    except ModelFileError as e:
+        raise ModelFileError(f"{directory / AGENT}: {e}") from e
+    return _make_directory(directory), arrays, record, process
+
+
 def save_ddpg(agent: DDPGAgent, directory, memory: bool = False, optimizer: bool = False) -> Path:
     """Save a compiled ``DDPGAgent``: networks with unit IDs, targets, settings, random process,
     optimizers' classes and configs and (optionally) the replay memory.
@@ -214,61 +244,32 @@ def save_ddpg(agent: DDPGAgent, directory, memory: bool = False, optimizer: bool
     Example:
         >>> save_agent(ddpg_agent, "runs/pendulum", memory=True)   # calls save_ddpg
     """
-    directory = Path(directory)
-    if optimizer:
-        raise ModelFileError(f"{directory / OPTIMIZER}: the optimizer state of a DDPGAgent is not saved (only a "
-                             "DQNAgent's); save with optimizer=False, and the loaded agent's optimizers start anew")
-    if not getattr(agent, "compiled", False):
-        raise ModelFileError(f"{directory}: save_agent needs a compiled DDPGAgent (it saves the target networks and "
-                             "optimizers); call agent.compile first")
-    arrays, record = None, None
-    if memory:
-        try:
-            arrays, record = memory_arrays(agent.memory)
-        except ValueError as e:
-            raise ModelFileError(f"{directory / MEMORY}: cannot save the replay memory: {e}; pass memory=False to "
-                                 "save the agent without it") from e
-    try:
-        process = process_record(agent.random_process)
-    except ModelFileError as e:
-        raise ModelFileError(f"{directory / AGENT}: {e}") from e
-    directory = _make_directory(directory)
-    settings = ddpg_settings(agent)
-    if settings.pop("processor") is not None:
-        logger.warning("the agent's processor is not saved; pass processor= to load_agent")
-    settings.pop("custom_model_objects")
+    directory, arrays, record, process = start_continuous_save(agent, directory, memory, optimizer,
+                                                               "the target networks and optimizers")
     actor_opt, critic_opt = fresh_ddpg_optimizers(agent)
     names = NETWORK_FILES + ([MEMORY] if memory else []) + [AGENT]
-    with publishing(*(directory / n for n in names)) as tmps:
-        tmp = dict(zip(names, tmps))
+
+    def write(tmp):
         write_model_files(_plain(agent.actor), tmp[ACTOR], tmp[ACTOR_IDS], directory / ACTOR)
         write_model_files(_plain(agent.critic), tmp[CRITIC], tmp[CRITIC_IDS], directory / CRITIC)
-        try:
-            agent.target_actor.save_weights(str(tmp[TARGET_ACTOR]))
-            agent.target_critic.save_weights(str(tmp[TARGET_CRITIC]))
-            if memory:
-                with open(tmp[MEMORY], "wb") as f:
-                    np.savez(f, **arrays)
-        except OSError as e:  # e.g. a full disk; the previous save is left as it was
-            raise ModelFileError(f"{directory}: the agent could not be saved ({type(e).__name__}: {e}); free space "
-                                 "or choose another directory") from e
-        data = {
-            "format": FORMAT,
-            "agent": "DDPGAgent",
-            "nb_actions": agent.nb_actions,
-            "settings": settings,
-            "critic_action_input_idx": agent.critic_action_input_idx,
-            "random_process": process,
-            "actor_optimizer": {"class_name": type(actor_opt).__name__, "config": actor_opt.get_config()},
-            "critic_optimizer": {"class_name": type(critic_opt).__name__, "config": critic_opt.get_config()},
-            "memory": {"limit": agent.memory.limit, "window_length": agent.memory.window_length,
-                       "ignore_episode_boundaries": agent.memory.ignore_episode_boundaries},
-            "replay": record,
-            "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])} for n in names[:-1]},
-        }
-        tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
-    for stale in ([] if memory else [MEMORY]) + [OPTIMIZER]:
-        (directory / stale).unlink(missing_ok=True)  # an earlier save's files, no longer recorded
+        agent.target_actor.save_weights(str(tmp[TARGET_ACTOR]))
+        agent.target_critic.save_weights(str(tmp[TARGET_CRITIC]))
+        if memory:
+            savez(tmp[MEMORY], **arrays)
+
+    publish_agent(directory, names, write, {
+        "format": FORMAT,
+        "agent": "DDPGAgent",
+        "nb_actions": agent.nb_actions,
+        "settings": saved_settings(ddpg_settings(agent)),
+        "critic_action_input_idx": agent.critic_action_input_idx,
+        "random_process": process,
+        "actor_optimizer": {"class_name": type(actor_opt).__name__, "config": actor_opt.get_config()},
+        "critic_optimizer": {"class_name": type(critic_opt).__name__, "config": critic_opt.get_config()},
+        "memory": {"limit": agent.memory.limit, "window_length": agent.memory.window_length,
+                   "ignore_episode_boundaries": agent.memory.ignore_episode_boundaries},
+        "replay": record,
+    })
     logger.info("saved the DDPG agent to %s%s", directory, " with its replay memory" if memory else "")
     return directory
 

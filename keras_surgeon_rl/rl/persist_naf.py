@@ -23,23 +23,19 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rl.agents.dqn import NAFAgent
 from rl.memory import Memory, SequentialMemory
 
-from keras_surgeon_rl.atomic import publishing
 from keras_surgeon_rl.errors import ModelFileError
-from keras_surgeon_rl.io import file_sha256, load_model, sidecar, write_model_files
-from keras_surgeon_rl.rl.memory import memory_arrays
-from keras_surgeon_rl.rl.persist import (_BOOL, _CLASS, _NUMBER, _OBJECT, AGENT, FORMAT, MEMORY, OPTIMIZER, _RESAVE,
-                                         _check_files, _check_target_weights, _integer, _json_default,
-                                         _make_directory, _memory_settings, _optimizer_from, _read_memory)
-from keras_surgeon_rl.rl.persist_ddpg import _OPTIONAL_OBJECT, _plain, process_from, process_record
+from keras_surgeon_rl.io import load_model, sidecar, write_model_files
+from keras_surgeon_rl.rl.persist import (_BOOL, _check_files, _check_target_weights, _CLASS, _integer, _memory_settings,
+                                         _NUMBER, _OBJECT, _optimizer_from, _read_memory, _RESAVE, AGENT, FORMAT,
+                                         MEMORY, publish_agent, saved_settings, savez)
+from keras_surgeon_rl.rl.persist_ddpg import _OPTIONAL_OBJECT, _plain, process_from, start_continuous_save
 from keras_surgeon_rl.rl.resume_naf import SETTINGS, fresh_naf_optimizer, naf_settings
 
 logger = logging.getLogger(__name__)
@@ -92,59 +88,30 @@ def save_naf(agent: NAFAgent, directory, memory: bool = False, optimizer: bool =
     Example:
         >>> save_agent(naf_agent, "runs/pendulum-naf", memory=True)   # calls save_naf
     """
-    directory = Path(directory)
-    if optimizer:
-        raise ModelFileError(f"{directory / OPTIMIZER}: the optimizer state of a NAFAgent is not saved (only a "
-                             "DQNAgent's); save with optimizer=False, and the loaded agent's optimizer starts anew")
-    if not getattr(agent, "compiled", False):
-        raise ModelFileError(f"{directory}: save_agent needs a compiled NAFAgent (it saves the target V model and "
-                             "the optimizer); call agent.compile first")
-    arrays, record = None, None
-    if memory:
-        try:
-            arrays, record = memory_arrays(agent.memory)
-        except ValueError as e:
-            raise ModelFileError(f"{directory / MEMORY}: cannot save the replay memory: {e}; pass memory=False to "
-                                 "save the agent without it") from e
-    try:
-        process = process_record(agent.random_process)
-    except ModelFileError as e:
-        raise ModelFileError(f"{directory / AGENT}: {e}") from e
-    directory = _make_directory(directory)
-    settings = naf_settings(agent)
-    if settings.pop("processor") is not None:
-        logger.warning("the agent's processor is not saved; pass processor= to load_agent")
-    settings.pop("custom_model_objects")
+    directory, arrays, record, process = start_continuous_save(agent, directory, memory, optimizer,
+                                                               "the target V model and the optimizer")
     opt = fresh_naf_optimizer(agent)
     names = NETWORK_FILES + ([MEMORY] if memory else []) + [AGENT]
-    with publishing(*(directory / n for n in names)) as tmps:
-        tmp = dict(zip(names, tmps))
+
+    def write(tmp):
         for name, model in ((V_FILE, agent.V_model), (MU_FILE, agent.mu_model), (L_FILE, agent.L_model)):
             write_model_files(_plain(model), tmp[name], tmp[sidecar(name).name], directory / name)
-        try:
-            agent.target_V_model.save_weights(str(tmp[TARGET_V]))
-            if memory:
-                with open(tmp[MEMORY], "wb") as f:
-                    np.savez(f, **arrays)
-        except OSError as e:  # e.g. a full disk; the previous save is left as it was
-            raise ModelFileError(f"{directory}: the agent could not be saved ({type(e).__name__}: {e}); free space "
-                                 "or choose another directory") from e
-        data = {
-            "format": FORMAT,
-            "agent": "NAFAgent",
-            "nb_actions": agent.nb_actions,
-            "covariance_mode": agent.covariance_mode,
-            "settings": settings,
-            "random_process": process,
-            "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
-            "memory": {"limit": agent.memory.limit, "window_length": agent.memory.window_length,
-                       "ignore_episode_boundaries": agent.memory.ignore_episode_boundaries},
-            "replay": record,
-            "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])} for n in names[:-1]},
-        }
-        tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
-    for stale in ([] if memory else [MEMORY]) + [OPTIMIZER]:
-        (directory / stale).unlink(missing_ok=True)  # an earlier save's files, no longer recorded
+        agent.target_V_model.save_weights(str(tmp[TARGET_V]))
+        if memory:
+            savez(tmp[MEMORY], **arrays)
+
+    publish_agent(directory, names, write, {
+        "format": FORMAT,
+        "agent": "NAFAgent",
+        "nb_actions": agent.nb_actions,
+        "covariance_mode": agent.covariance_mode,
+        "settings": saved_settings(naf_settings(agent)),
+        "random_process": process,
+        "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
+        "memory": {"limit": agent.memory.limit, "window_length": agent.memory.window_length,
+                   "ignore_episode_boundaries": agent.memory.ignore_episode_boundaries},
+        "replay": record,
+    })
     logger.info("saved the NAF agent to %s%s", directory, " with its replay memory" if memory else "")
     return directory
 

@@ -15,19 +15,17 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from rl.agents.sarsa import SARSAAgent
 
-from keras_surgeon_rl.atomic import publishing
 from keras_surgeon_rl.errors import ModelFileError
-from keras_surgeon_rl.io import file_sha256, load_model, write_model_files
-from keras_surgeon_rl.rl.persist import (_CLASS, _NUMBER, _OBJECT, AGENT, FORMAT, MEMORY, NETWORK, NETWORK_IDS,
-                                         OPTIMIZER, _RESAVE, _check_files, _integer, _json_default, _make_directory,
-                                         _optimizer_from, _policy_config, _policy_from)
+from keras_surgeon_rl.io import load_model, write_model_files
+from keras_surgeon_rl.rl.persist import (_check_files, _CLASS, _integer, _make_directory, _NUMBER, _OBJECT,
+                                         _optimizer_from, _policy_config, _policy_from, _RESAVE, AGENT, FORMAT, MEMORY,
+                                         NETWORK, NETWORK_IDS, OPTIMIZER, publish_agent, saved_settings)
 from keras_surgeon_rl.rl.resume import fresh_optimizer
 from keras_surgeon_rl.rl.resume_sarsa import SETTINGS, sarsa_settings
 
@@ -74,27 +72,17 @@ def save_sarsa(agent: SARSAAgent, directory, memory: bool = False, optimizer: bo
         raise ModelFileError(f"{directory}: save_agent needs a compiled SARSAAgent (it saves its optimizer); call "
                              "agent.compile first")
     directory = _make_directory(directory)
-    settings = sarsa_settings(agent)
-    if settings.pop("processor") is not None:
-        logger.warning("the agent's processor is not saved; pass processor= to load_agent")
     opt = fresh_optimizer(agent)
-    names = [NETWORK, NETWORK_IDS, AGENT]
-    with publishing(*(directory / n for n in names)) as tmps:
-        tmp = dict(zip(names, tmps))
-        write_model_files(agent.model, tmp[NETWORK], tmp[NETWORK_IDS], directory / NETWORK)
-        data = {
-            "format": FORMAT,
-            "agent": "SARSAAgent",
-            "nb_actions": agent.nb_actions,
-            "settings": settings,
-            "policy": _policy_config(agent.policy),
-            "test_policy": _policy_config(agent.test_policy),
-            "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
-            "files": {n: {"bytes": tmp[n].stat().st_size, "sha256": file_sha256(tmp[n])} for n in names[:-1]},
-        }
-        tmp[AGENT].write_text(json.dumps(data, indent=2, default=_json_default(directory / AGENT)))
-    for stale in (MEMORY, OPTIMIZER):
-        (directory / stale).unlink(missing_ok=True)  # an earlier save's files, no longer recorded
+    publish_agent(directory, [NETWORK, NETWORK_IDS, AGENT],
+                  lambda tmp: write_model_files(agent.model, tmp[NETWORK], tmp[NETWORK_IDS], directory / NETWORK), {
+                      "format": FORMAT,
+                      "agent": "SARSAAgent",
+                      "nb_actions": agent.nb_actions,
+                      "settings": saved_settings(sarsa_settings(agent)),
+                      "policy": _policy_config(agent.policy),
+                      "test_policy": _policy_config(agent.test_policy),
+                      "optimizer": {"class_name": type(opt).__name__, "config": opt.get_config()},
+                  })
     logger.info("saved the SARSA agent to %s", directory)
     return directory
 
