@@ -64,7 +64,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from rl.agents.dqn import DQNAgent
-from rl.callbacks import Callback
 from rl.memory import SequentialMemory
 from rl.policy import BoltzmannQPolicy, EpsGreedyQPolicy
 
@@ -72,6 +71,8 @@ from keras_surgeon_rl.rl.evaluate import (EVAL_SEED_BASE, GreedyEvaluation, eval
                                           random_returns)
 from keras_surgeon_rl.rl.optimizer_state import optimizer_state
 from keras_surgeon_rl.rl.persist import load_agent, save_agent
+from keras_surgeon_rl.transfer.layers import freeze
+from keras_surgeon_rl.transfer.rl_callbacks import ThawAfter, recompile_agent
 
 #: keras-rl2's example settings (dqn_cartpole.py), used unless an experiment overrides them.
 AGENT_DEFAULTS = {"policy": "boltzmann", "eps": 0.1, "warmup": 100, "memory": 50_000, "gamma": 0.99,
@@ -250,9 +251,6 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
         kwargs["optimizer_state"] = options["optimizer_state"]
     agent = resume_dqn(old, arm_spec(exp, arm), **kwargs)
     if "freeze" in options:  # thawed by ThawAfter during phase 2
-        from keras_surgeon_rl.transfer.layers import freeze
-        from keras_surgeon_rl.transfer.rl_callbacks import recompile_agent
-
         freeze(agent.model, options["freeze"]["layers"])
         recompile_agent(agent)
     rng = np.random.default_rng(seed)
@@ -262,25 +260,6 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
         for model in (agent.model, agent.target_model):
             model.get_layer(layer).set_weights(weights)
     return agent
-
-
-class ThawAfter(Callback):
-    """Thaw ``layers`` of the agent's network after ``steps`` agent steps of this ``fit`` (re-compiling
-    the agent with a fresh optimizer of the same class and config; target weights kept)."""
-
-    def __init__(self, layers: Sequence[str], steps: int):
-        super().__init__()
-        self.layers, self.steps, self.done, self.thawed_at = list(layers), int(steps), 0, None
-
-    def on_step_end(self, step, logs=None):
-        self.done += 1
-        if self.done == self.steps:
-            from keras_surgeon_rl.transfer.layers import thaw
-            from keras_surgeon_rl.transfer.rl_callbacks import recompile_agent
-
-            thaw(self.model.model, self.layers)
-            recompile_agent(self.model)
-            self.thawed_at = self.done
 
 
 def evaluation_settings(every: int, episodes: int = 10, seed_base: int = EVAL_SEED_BASE) -> Optional[dict]:

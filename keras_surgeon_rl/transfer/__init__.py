@@ -4,7 +4,8 @@
   make the change count in a compiled model.
 * Freeze-then-thaw (walker transfer study): :func:`thaw_schedule`, as a Keras 3 callback
   :class:`FreezeThawCallback` and as a keras-rl2 callback
-  :class:`~keras_surgeon_rl.transfer.rl_callbacks.AgentFreezeThawCallback`.
+  :class:`~keras_surgeon_rl.transfer.rl_callbacks.AgentFreezeThawCallback`; for keras-rl2 also
+  :class:`~keras_surgeon_rl.transfer.rl_callbacks.ThawAfter` (thaw chosen layers after N steps).
 * Forgetting: :func:`reset_layer` (re-draw from the layer's initializers), :func:`add_noise`.
 * Layer copying (DQN layer-copying study): :func:`copy_layers`.
 * Policy distillation: :func:`distill`, with states from :func:`states_from_memory`,
@@ -51,6 +52,7 @@ _LAZY = {
     "FreezeThawCallback": "keras_surgeon_rl.transfer.keras_callbacks",
     "AgentFreezeThawCallback": "keras_surgeon_rl.transfer.rl_callbacks",
     "recompile_agent": "keras_surgeon_rl.transfer.rl_callbacks",
+    "ThawAfter": "keras_surgeon_rl.transfer.rl_callbacks",
 }
 
 

@@ -24,7 +24,7 @@ from rl.agents.dqn import mean_q  # noqa: E402
 from rl.callbacks import Callback  # noqa: E402
 
 from keras_surgeon_rl.rl.resume import fresh_optimizer  # noqa: E402
-from keras_surgeon_rl.transfer.layers import LayerSpec  # noqa: E402
+from keras_surgeon_rl.transfer.layers import LayerSpec, thaw  # noqa: E402
 from keras_surgeon_rl.transfer.schedule import ThawPlan  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -141,3 +141,42 @@ class AgentFreezeThawCallback(Callback):
         self._done += 1
         if self.plan.due(self._done):
             recompile_agent(self.model)
+
+
+class ThawAfter(Callback):
+    """Thaw some layers of a keras-rl2 agent's network after a number of agent steps of ``fit``.
+
+    With :func:`~keras_surgeon_rl.transfer.layers.freeze` and :func:`recompile_agent` before ``fit``,
+    this keeps a freshly inserted layer as it was while the rest of the network goes on learning:
+    on CartPole (a Dense inserted as an identity), training the inserted layer from the first
+    phase-2 step made the greedy return dip below the un-operated agent's, and freezing it for
+    4,000 steps did not (see ``docs/results.md``). Thawing re-compiles the agent with
+    :func:`recompile_agent` (a fresh optimizer of the same class and config; target weights kept).
+
+    Args:
+        layers: the layers to thaw (names, indices or layers of ``agent.model``).
+        steps: thaw after this many agent steps of the ``fit`` call (counted from its start).
+
+    Attributes:
+        thawed_at: the step count at which the layers were thawed (``None`` until then).
+
+    Example:
+        >>> new_agent = resume_dqn(agent, {"insert": [{"after": "h1", "layer": "Dense", "units": 8,
+        ...                                            "activation": "relu", "name": "h2"}]})  # doctest: +SKIP
+        >>> freeze(new_agent.model, ["h2"]); recompile_agent(new_agent)  # doctest: +SKIP
+        >>> new_agent.fit(env, nb_steps=8000, callbacks=[ThawAfter(["h2"], 4000)])  # doctest: +SKIP
+    """
+
+    def __init__(self, layers: Iterable[LayerSpec], steps: int):
+        super().__init__()
+        if int(steps) < 1:
+            raise ValueError(f"ThawAfter(steps={steps!r}): give the number of agent steps (>= 1) after which to thaw")
+        self.layers, self.steps, self.done, self.thawed_at = list(layers), int(steps), 0, None
+
+    def on_step_end(self, step, logs=None):
+        self.done += 1
+        if self.done == self.steps:
+            thaw(self.model.model, self.layers)
+            recompile_agent(self.model)
+            self.thawed_at = self.done
+            logger.info("thawed %s after %d agent steps", self.layers, self.done)

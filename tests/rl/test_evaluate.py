@@ -201,7 +201,9 @@ def test_phase_two_goes_on_from_phase_one_memory_and_arm_options(tmp_path):
 
 def test_a_frozen_layer_stays_as_it_was_until_it_is_thawed(tmp_path):
     """``options[arm]["freeze"]``: the layers keep their weights for ``steps`` phase-2 steps (the rest
-    of the network learns), then train."""
+    of the network learns), then train (``ThawAfter``)."""
+    from keras_surgeon_rl.transfer.rl_callbacks import ThawAfter
+
     insert = {"after": "h1", "layer": "Dense", "units": 8, "activation": "relu", "name": "h2", "init": "identity"}
     exp = {"env": "CartPole-v1",
            "old": {"features": None, "actions": None, "hidden": [8]},
@@ -214,7 +216,9 @@ def test_a_frozen_layer_stays_as_it_was_until_it_is_thawed(tmp_path):
     agent, setting, _ = dqn._arm_agents("frozen", exp, 0, 120, cache)
     assert [w.name for w in agent.trainable_model.trainable_weights if "h2" in w.name] == []
     h2, q = agent.model.get_layer("h2").get_weights(), agent.model.get_layer("q").get_weights()
-    thaw = dqn.ThawAfter(["h2"], 150)
+    with pytest.raises(ValueError, match="steps=0"):
+        ThawAfter(["h2"], 0)
+    thaw = ThawAfter(["h2"], 150)
     dqn.fit(agent, dqn.env_for(exp, setting, 0), 150, callbacks=[thaw])
     assert thaw.thawed_at == 150
     for before, after in zip(h2, agent.model.get_layer("h2").get_weights()):
