@@ -307,6 +307,56 @@ def _check_networks(actor, critic, directory: Path, data: dict, memory_read: boo
                                  f"{obs[1:]} per frame; the memory belongs to another agent: {_RESAVE}")
 
 
+def start_continuous_load(directory: Path, data: dict, memory: Any, optimizer_state: Any, network_files: list):
+    """What a ``DDPGAgent``'s or ``NAFAgent``'s load checks and reads before building any network.
+
+    Args:
+        directory: the save's directory; ``data`` its checked agent.json.
+        memory, optimizer_state: ``load_agent``'s options (``optimizer_state=True`` is refused: these
+            saves hold none).
+        network_files: the save's network and target files, checked with the memory file if it is read.
+
+    Returns:
+        ``(read_memory, memory)``: whether the saved replay memory was read, and the agent's memory
+        (the one passed, the saved one, or an empty one of the saved settings).
+
+    Raises:
+        TypeError: an unknown ``memory`` or ``optimizer_state``.
+        ModelFileError: ``optimizer_state=True``, ``memory=True`` without a saved memory, or a file
+            that is missing or does not match agent.json.
+    """
+    path = directory / AGENT
+    if memory not in ("auto", True, False) and not isinstance(memory, Memory):
+        raise TypeError(f"load_agent(memory={memory!r}): use 'auto', True, False or a keras-rl2 Memory")
+    if optimizer_state not in ("auto", True, False):
+        raise TypeError(f"load_agent(optimizer_state={optimizer_state!r}): use 'auto', True or False")
+    if optimizer_state is True:
+        raise ModelFileError(f"{path}: a {data['agent']}'s save records no optimizer state; load with "
+                             "optimizer_state='auto' or False")
+    saved_memory = data["replay"] is not None
+    if memory is True and not saved_memory:
+        raise ModelFileError(f"{path}: records no replay memory (saved with memory=False); load with memory='auto' or "
+                             "False, or save the agent with save_agent(..., memory=True)")
+    read_memory = saved_memory and memory in ("auto", True)
+    _check_files(directory, data, network_files + ([MEMORY] if read_memory else []))
+    if isinstance(memory, Memory):
+        return read_memory, memory
+    if read_memory:
+        return read_memory, _read_memory(directory, data)
+    return read_memory, SequentialMemory(**_memory_settings(data))
+
+
+def load_networks(directory: Path, names) -> list:
+    """The saved networks ``names`` (model files with unit IDs) of an agent saved in ``directory``."""
+    networks = []
+    for name in names:
+        try:
+            networks.append(load_model(directory / name))
+        except ModelFileError as e:
+            raise ModelFileError(f"{e} (part of the agent saved in {directory}: {_RESAVE})") from e
+    return networks
+
+
 def load_ddpg(directory: Path, data: dict, processor: Any = None, optimizer: Any = None, memory: Any = "auto",
               optimizer_state: Any = "auto", random_process: Any = None) -> DDPGAgent:
     """The compiled ``DDPGAgent`` :func:`save_ddpg` saved in ``directory`` (``data``: its checked agent.json).
@@ -330,38 +380,13 @@ def load_ddpg(directory: Path, data: dict, processor: Any = None, optimizer: Any
         >>> agent = load_agent("runs/pendulum")   # calls load_ddpg
     """
     path = directory / AGENT
-    if memory not in ("auto", True, False) and not isinstance(memory, Memory):
-        raise TypeError(f"load_agent(memory={memory!r}): use 'auto', True, False or a keras-rl2 Memory")
-    if optimizer_state not in ("auto", True, False):
-        raise TypeError(f"load_agent(optimizer_state={optimizer_state!r}): use 'auto', True or False")
-    if optimizer_state is True:
-        raise ModelFileError(f"{path}: a DDPGAgent's save records no optimizer state; load with optimizer_state="
-                             "'auto' or False")
     if optimizer is not None and not (isinstance(optimizer, (list, tuple)) and len(optimizer) == 2):
         raise TypeError("load_agent(optimizer=...) of a DDPGAgent takes a pair [actor_optimizer, critic_optimizer]")
-    saved_memory = data["replay"] is not None
-    if memory is True and not saved_memory:
-        raise ModelFileError(f"{path}: records no replay memory (saved with memory=False); load with memory='auto' or "
-                             "False, or save the agent with save_agent(..., memory=True)")
-    read_memory = saved_memory and memory in ("auto", True)
-    _check_files(directory, data, NETWORK_FILES + ([MEMORY] if read_memory else []))
+    read_memory, agent_memory = start_continuous_load(directory, data, memory, optimizer_state, NETWORK_FILES)
     optimizers = list(optimizer) if optimizer is not None else [
         _optimizer_from(data[key], path) for key in ("actor_optimizer", "critic_optimizer")]
     process = random_process if random_process is not None else process_from(data["random_process"], path)
-    if isinstance(memory, Memory):
-        agent_memory = memory
-    elif read_memory:
-        agent_memory = _read_memory(directory, data)
-    else:
-        agent_memory = SequentialMemory(**_memory_settings(data))
-
-    networks = []
-    for name in (ACTOR, CRITIC):
-        try:
-            networks.append(load_model(directory / name))
-        except ModelFileError as e:
-            raise ModelFileError(f"{e} (part of the agent saved in {directory}: {_RESAVE})") from e
-    actor, critic = networks
+    actor, critic = load_networks(directory, (ACTOR, CRITIC))
     _check_networks(actor, critic, directory, data, read_memory, processor)
     _check_target_weights(directory / TARGET_ACTOR, actor, ACTOR)
     _check_target_weights(directory / TARGET_CRITIC, critic, CRITIC)

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from rl.agents.dqn import NAFAgent
-from rl.memory import Memory, SequentialMemory
 
 from keras_surgeon_rl.errors import ModelFileError
-from keras_surgeon_rl.io import load_model, sidecar, write_model_files
-from keras_surgeon_rl.rl.persist import (_BOOL, _check_files, _check_target_weights, _CLASS, _integer, _memory_settings,
-                                         _NUMBER, _OBJECT, _optimizer_from, _read_memory, _RESAVE, AGENT, FORMAT,
-                                         MEMORY, publish_agent, saved_settings, savez)
-from keras_surgeon_rl.rl.persist_ddpg import _OPTIONAL_OBJECT, _plain, process_from, start_continuous_save
+from keras_surgeon_rl.io import sidecar, write_model_files
+from keras_surgeon_rl.rl.persist import (_BOOL, _check_target_weights, _CLASS, _integer, _NUMBER, _OBJECT,
+                                         _optimizer_from, _RESAVE, AGENT, FORMAT, MEMORY, publish_agent, saved_settings,
+                                         savez)
+from keras_surgeon_rl.rl.persist_ddpg import (_OPTIONAL_OBJECT, _plain, load_networks, process_from,
+                                              start_continuous_load, start_continuous_save)
 from keras_surgeon_rl.rl.resume_naf import SETTINGS, fresh_naf_optimizer, naf_settings
 
 logger = logging.getLogger(__name__)
@@ -158,35 +158,10 @@ def load_naf(directory: Path, data: dict, processor: Any = None, optimizer: Any 
         >>> agent = load_agent("runs/pendulum-naf")   # calls load_naf
     """
     path = directory / AGENT
-    if memory not in ("auto", True, False) and not isinstance(memory, Memory):
-        raise TypeError(f"load_agent(memory={memory!r}): use 'auto', True, False or a keras-rl2 Memory")
-    if optimizer_state not in ("auto", True, False):
-        raise TypeError(f"load_agent(optimizer_state={optimizer_state!r}): use 'auto', True or False")
-    if optimizer_state is True:
-        raise ModelFileError(f"{path}: a NAFAgent's save records no optimizer state; load with optimizer_state="
-                             "'auto' or False")
-    saved_memory = data["replay"] is not None
-    if memory is True and not saved_memory:
-        raise ModelFileError(f"{path}: records no replay memory (saved with memory=False); load with memory='auto' or "
-                             "False, or save the agent with save_agent(..., memory=True)")
-    read_memory = saved_memory and memory in ("auto", True)
-    _check_files(directory, data, NETWORK_FILES + ([MEMORY] if read_memory else []))
+    _, agent_memory = start_continuous_load(directory, data, memory, optimizer_state, NETWORK_FILES)
     optimizer = optimizer or _optimizer_from(data["optimizer"], path)
     process = random_process if random_process is not None else process_from(data["random_process"], path)
-    if isinstance(memory, Memory):
-        agent_memory = memory
-    elif read_memory:
-        agent_memory = _read_memory(directory, data)
-    else:
-        agent_memory = SequentialMemory(**_memory_settings(data))
-
-    networks = []
-    for name in (V_FILE, MU_FILE, L_FILE):
-        try:
-            networks.append(load_model(directory / name))
-        except ModelFileError as e:
-            raise ModelFileError(f"{e} (part of the agent saved in {directory}: {_RESAVE})") from e
-    V, mu, L = networks
+    V, mu, L = load_networks(directory, (V_FILE, MU_FILE, L_FILE))
     _check_networks(V, mu, L, directory, data)
     _check_target_weights(directory / TARGET_V, V, V_FILE)
 
