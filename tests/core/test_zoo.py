@@ -35,9 +35,10 @@ from zoo import (MODELS, QUICK, build, graph_of, is_refused, kind_of, layer_clas
                  readme_table, refused_class, sample, sensitivity, unit_count)
 
 TOL = 1e-5
-#: In the exhaustive run, a layer whose float32 difference is above TOL but at most this is widened again
-#: in a float64 copy of the model: a widened layer sums in another order (oneDNN blocks by channel
-#: count), which NASNetMobile's deepest layers show as 1e-5..2e-5 in float32 and 2e-14 in float64.
+#: A surgery whose float32 difference is above TOL but at most this is done again on a float64 copy of the
+#: model, where it must be exact: a widened layer sums in another order (oneDNN blocks by channel count,
+#: differently per CPU), which NASNetMobile's deepest layers show as 1e-5..2e-5 in float32 and 2e-14 in
+#: float64, and DenseNet121's sample widening as 1.01e-5 on an Intel Xeon (below 1e-5 on an AMD EPYC).
 ROUNDING = 1e-3
 ROUNDED: dict = {}  # model -> {layer: (float32 difference, float64 difference)}
 N = 4  # random images per verify
@@ -107,6 +108,10 @@ def exact_or_refused(b: Built, spec: dict, table: dict, what: str) -> dict:
     diff = surgeon.verify(b.model, new, spec, n=N)
     result = {"verify": diff, "surgery_s": round(surgery, 2), "verify_s": round(time.perf_counter() - t, 2)}
     b.figures[what] = result
+    if TOL < diff <= ROUNDING:  # float32 rounding (oneDNN sums a widened layer in another order, by CPU)?
+        result["verify_float64"] = d64 = _float64_verify(b.name, spec)
+        assert d64 <= 1e-10, f"{b.name} {what}: verify {diff} > {TOL}, and {d64} in float64"
+        return result
     assert diff <= TOL, f"{b.name} {what}: verify {diff} > {TOL}; notes: {new.surgery_report.notes}"
     return result
 
@@ -181,13 +186,17 @@ def test_the_readme_table_names_every_class_and_matches_the_registry(built, tabl
 # The exhaustive run --------------------------------------------------------------------------------
 def _float64_difference(name: str, layer: str, g) -> float:
     """``verify`` of widening ``layer`` alone, on the model built and randomized in float64."""
+    return _float64_verify(name, {"units": {layer: unit_count(g, layer) + WIDER}})
+
+
+def _float64_verify(name: str, spec: dict) -> float:
+    """``verify`` of ``spec`` on the model built and randomized in float64."""
     import keras
 
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float64")
     try:
         model = randomize(build(name))
-        spec = {"units": {layer: unit_count(g, layer) + WIDER}}
         return surgeon.verify(model, surgeon.transplant(model, spec), spec, n=N)
     finally:
         keras.config.set_dtype_policy(policy)
