@@ -13,6 +13,17 @@ from typing import Any, Optional
 import numpy as np
 
 
+#: The class name of a node that stands for output ``config["index"]`` of the layer it reads (no layer of
+#: its own): ``rnn[1]`` for the first state of ``rnn = LSTM(..., return_state=True)``.
+OUTPUT_OF = "OutputOf"
+
+
+def output_node(producer: "Node", index: int) -> "Node":
+    """The :data:`OUTPUT_OF` node for output ``index`` of ``producer`` (a layer with several outputs)."""
+    return Node(f"{producer.name}[{index}]", OUTPUT_OF, None, {"index": index}, [producer.name],
+                output_shape=tuple(producer.outputs[index]))
+
+
 @dataclass
 class Node:
     """One layer call in the model.
@@ -39,6 +50,9 @@ class Node:
         dtype: the input's dtype (model inputs only).
         shares: for call ``k > 0`` of a shared layer, the layer's name (the node of its first call).
         subgraph: for a nested model, the model's own graph.
+        outputs: for a layer with several outputs (an RNN with ``return_state``), each output's
+            per-sample shape; ``output_shape`` is the first's. Its readers read it through one
+            :data:`OUTPUT_OF` node per output they use, named ``layer[k]``.
     """
 
     name: str
@@ -55,6 +69,12 @@ class Node:
     call_constants: dict = field(default_factory=dict)
     shares: Optional[str] = None
     subgraph: Optional["Graph"] = None
+    outputs: list[tuple] = field(default_factory=list)
+
+    @property
+    def selects(self) -> Optional[int]:
+        """For a node that stands for one output of a layer with several (:data:`OUTPUT_OF`), its index."""
+        return self.config.get("index") if self.class_name == OUTPUT_OF else None
 
     @property
     def layer(self) -> str:

@@ -257,7 +257,8 @@ class _Planner:
             if name not in units and name in g.nodes:  # (a nested model's layers are its plan's)
                 node = g.nodes[name]
                 raise SurgeryError(f"units[{name!r}]: layer {name!r} ({node.class_name}) has no units of its own to "
-                                   "resize; only Dense and Conv layers can be resized")
+                                   "resize; only layers with units (Dense, Conv, SimpleRNN, GRU, LSTM, and Bidirectional "
+                                   "or TimeDistributed around them) can be resized")
         return units
 
     # The walk --------------------------------------------------------------------------------
@@ -362,6 +363,8 @@ class _Planner:
                                       "if the layer was an identity)"]))
 
     def _layer(self, node: Node) -> None:
+        if node.selects is not None:
+            return self._output_of(node)
         if node.shares is not None:
             return self._again(node)
         if node.subgraph is not None:
@@ -393,6 +396,34 @@ class _Planner:
         if changed or may_not_rebuild(node):
             ctx.out_shape = rebuilt_shape(self.fw, new_node, [t.shape for t in ins], ctx.old_out_shape, changed)
         self._finish(rule, ctx, "changed" if changed else "kept")
+
+    def _output_of(self, node: Node) -> None:
+        """One output of a layer with several (``rnn[1]``, an RNN's state with ``return_state``): the
+        first output carries the layer's IDs as its rule says; a recurrent layer's other outputs (its
+        states; a Bidirectional layer's backward sequence with ``merge_mode=None``) carry its units' IDs."""
+        producer, t = self.alias[node.inbound[0]]
+        source = self.g.nodes[node.inbound[0]]
+        k = node.selects
+        units = self.units.get(source.layer)
+        changed = t.changed or (units is not None and units.changed)
+        shape = tuple(node.output_shape)
+        if k == 0:
+            out = t
+        elif not changed:
+            out = TensorIDs.unchanged(range(shape[-1] if shape and shape[-1] is not None else 0), shape)
+        elif (units is not None and getattr(rule_for(source), "states_follow_units", False) and shape
+              and shape[-1] == len(units.old_ids)):
+            new_shape = shape[:-1] + (len(units.new_ids),)
+            out = TensorIDs(list(units.new_ids), units.src, units.scale, new_shape, len(shape) - 1,
+                            list(units.old_ids), shape)
+        else:
+            raise SurgeryError(f"output {k} of layer {source.name!r} ({source.class_name}) is read, and the unit IDs "
+                               "reaching the layer change; the surgeon follows the extra outputs of recurrent layers "
+                               "(their states) only. Read only the layer's first output, or keep its units unchanged")
+        new_node = Node(node.name, node.class_name, None, dict(node.config), [producer], output_shape=tuple(out.shape))
+        self.nodes[node.name] = new_node
+        self.alias[node.name] = (node.name, out)
+        self.rows.append(LayerReport(node.name, "output", f"output {k} of {source.name!r}", shape, tuple(out.shape)))
 
     def _nested(self, node: Node) -> None:
         """A nested model: planned on its own with the IDs its call reads; its layers keep their names."""

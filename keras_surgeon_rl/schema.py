@@ -123,7 +123,10 @@ SPEC_SCHEMA: dict = {
                 "properties": {
                     "after": {**_NAME, "description": "the layer the new one reads"},
                     "layer": {"enum": list(INSERT_INITS), "default": "Dense",
-                              "errorMessage": f"cannot insert a {{value}} layer; insertable: {', '.join(INSERT_INITS)}"},
+                              "errorMessage": f"cannot insert a {{value}} layer; insertable: {', '.join(INSERT_INITS)}. "
+                                              "Not recurrent layers (LSTM, GRU, SimpleRNN): none passes its input "
+                                              "through exactly (gates and tanh squash it); insert a Dense, which "
+                                              "acts on every step of a sequence"},
                     "init": {"enum": ["identity", "top_right", "random"], "default": "identity",
                              "errorMessage": "{value} is not an insert init; use identity, random or (Conv) top_right"},
                     "name": {**_NAME, "description": "the new layer's name (default: <after>_<layer>)"},

@@ -22,7 +22,7 @@ from keras_surgeon_rl.adapters.overwritten import discard as discard_values
 from keras_surgeon_rl.adapters.overwritten import restore as restore_initializers
 from keras_surgeon_rl.adapters.overwritten import swap as swap_initializers
 from keras_surgeon_rl.errors import SurgeryError
-from keras_surgeon_rl.graph import Graph, Node, call_name
+from keras_surgeon_rl.graph import Graph, Node, call_name, output_node
 from keras_surgeon_rl.rules.registry import names_foreign_object
 from keras_surgeon_rl.unit_ids import get_unit_ids
 
@@ -54,6 +54,8 @@ class KerasAdapter:
     keras: Any = None
     #: While :meth:`read` runs in graph mode: every weight's value, fetched in one go, by ``id(variable)``.
     _prefetched: dict | None = None
+    #: While :meth:`_read_functional` runs: the operations it does not read (:meth:`_implicit`).
+    _skipped: frozenset = frozenset()
 
     # Reading ---------------------------------------------------------------------------------
     def read(self, model) -> Graph:
@@ -109,10 +111,13 @@ class KerasAdapter:
         strip = [k for k in _INPUT_SHAPE_KEYS if k in config and k not in _own_arguments(type(layer))]
         config = {k: v for k, v in config.items() if k not in strip}
         weights = [] if subgraph is not None else self.get_weights(layer)  # a nested model's live in its graph
+        outputs = []
         if output_shape is None:
             output_shape = self._output_shape_of(layer, config, inbound)
+            if isinstance(output_shape, list):  # several outputs: readers go through OUTPUT_OF nodes
+                outputs, output_shape = output_shape, output_shape[0]
         return Node(layer.name, type(layer).__name__, type(layer), config, inbound, call_as_list,
-                    dict(call_kwargs), weights, output_shape, subgraph=subgraph)
+                    dict(call_kwargs), weights, output_shape, subgraph=subgraph, outputs=outputs)
 
     def _call_shape(self, layer, input_shapes: list[tuple], as_list: bool) -> tuple:
         """The output shape of one call of a shared layer (``layer.output`` names only one call)."""
@@ -128,11 +133,11 @@ class KerasAdapter:
         out = out.as_list() if hasattr(out, "as_list") else list(out)
         return tuple(None if d is None else int(d) for d in out[1:])
 
-    def _output_shape_of(self, layer, config, inbound) -> tuple:
+    def _output_shape_of(self, layer, config, inbound) -> tuple | list[tuple]:
+        """The per-sample output shape, or for a layer with several outputs a list of them."""
         out = layer.output
         if isinstance(out, (list, tuple)):
-            raise SurgeryError(f"layer {layer.name!r} ({type(layer).__name__}) has several outputs; the surgeon "
-                               "works on layers with one output")
+            return [tuple(None if d is None else int(d) for d in tuple(o.shape)[1:]) for o in out]
         return tuple(None if d is None else int(d) for d in tuple(out.shape)[1:])
 
     def _read_sequential(self, model) -> Graph:
@@ -152,20 +157,43 @@ class KerasAdapter:
 
     def _read_functional(self, model) -> Graph:
         config = model.get_config()
-        in_names = [self._call_of(model, n, i) for n, i in self._endpoints(config["input_layers"])]
-        out_names = [self._call_of(model, n, i) for n, i in self._endpoints(config["output_layers"])]
+        in_names = [self._call_of(model, n, i) for n, i, _ in self._endpoints(config["input_layers"])]
         nodes: dict[str, Node] = {}
         for name, tensor in zip(in_names, model.inputs):
             nodes[name] = self._input_node(tensor, name)
+        outer, self._skipped = self._skipped, self._implicit(model)  # a nested model is read within this loop
+        try:
+            self._read_layers(model, config, nodes)
+        finally:
+            self._skipped = outer
+        out_names = [self._output_ref(model, nodes, *e) for e in self._endpoints(config["output_layers"])]
+        return Graph(model.name, _topological(nodes), in_names, out_names, False, self.flavour)
+
+    def _output_ref(self, model, nodes: dict, name: str, node_index: int, tensor_index: int) -> str:
+        """The node a reference ``[layer, node_index, tensor_index]`` reads: the layer's node, or for a
+        layer with several outputs the :data:`~keras_surgeon_rl.graph.OUTPUT_OF` node of that output."""
+        call = self._call_of(model, name, node_index)
+        producer = nodes.get(call)
+        if producer is None or not producer.outputs:
+            if tensor_index != 0:
+                raise SurgeryError(f"a layer reads output {tensor_index} of {name!r}, which the surgeon read as a "
+                                   "layer with one output")
+            return call
+        selector = output_node(producer, tensor_index)
+        nodes.setdefault(selector.name, selector)
+        return selector.name
+
+    def _read_layers(self, model, config: dict, nodes: dict) -> None:
+        skipped = self._skipped
         for entry in config["layers"]:
             name = entry.get("name") or entry["config"]["name"]
-            if name in nodes:
+            if name in nodes or name in skipped:
                 continue
             layer = self._operation(model, name)
             calls = entry.get("inbound_nodes", [])
             for k, call in enumerate(calls):  # a shared layer: one node per call (graph.call_name)
                 refs, kwargs, as_list, constants = self._parse_inbound(layer, call)
-                inbound = [self._call_of(model, n, i) for n, i in refs]
+                inbound = [self._output_ref(model, nodes, *r) for r in refs]
                 shape = None
                 if len(calls) > 1:
                     shape = self._call_shape(layer, [nodes[i].output_shape for i in inbound], as_list)
@@ -174,17 +202,21 @@ class KerasAdapter:
                     dict(kwargs), [], shape, shares=name, subgraph=nodes[name].subgraph)
                 node.call_constants = constants
                 nodes[node.name] = node
-        return Graph(model.name, _topological(nodes), in_names, out_names, False, self.flavour)
+
+    def _implicit(self, model) -> set:
+        """Names of operations the framework records but makes again by itself when the model is rebuilt
+        (Keras 3: the masks a Masking layer hands on); they are not read as nodes."""
+        return set()
 
     def _operation(self, model, name: str):
         """The layer (or, in Keras 3, the raw ``keras.ops`` operation) called ``name`` in ``model``."""
         return model.get_layer(name)
 
     @staticmethod
-    def _endpoints(value) -> list[str]:
+    def _endpoints(value) -> list[tuple[str, int, int]]:
         if value and isinstance(value[0], str):  # a single endpoint: [name, node, tensor]
             value = [value]
-        return [(v[0], v[1]) for v in value]
+        return [(v[0], v[1], v[2] if len(v) > 2 else 0) for v in value]
 
     def _call_of(self, model, layer_name: str, node_index: int) -> str:
         """The node name of the call a config's ``[layer, node_index, …]`` reference names."""
@@ -196,8 +228,8 @@ class KerasAdapter:
         """The node index a config gives the layer's first call in the model (tf_keras: see there)."""
         return 0
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int]], dict, bool, dict]:
-        """How ``layer`` is called: the ``(layer name, node index)`` of the calls it reads (in positional order), the other
+    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int, int]], dict, bool, dict]:
+        """How ``layer`` is called: the ``(layer name, node index, tensor index)`` of the outputs it reads (in positional order), the other
         keyword arguments, whether it takes its inputs as one list (Concatenate, Add, …) rather
         than as positional arguments (``MultiHeadAttention(query, value)``), and the positional
         arguments that are numbers (``{position: value}``, for ``keras.ops`` calls such as ``x * 2.0``)."""
@@ -222,6 +254,8 @@ class KerasAdapter:
         except NotImplementedError:  # a custom layer: trace a symbolic call instead
             ins = [self.keras.Input(shape=tuple(s)) for s in input_shapes]
             out = layer(*call_args(node, ins)).shape
+        if isinstance(out, (list, tuple)) and out and not isinstance(out[0], (int, type(None))):
+            out = out[0]  # several outputs (return_state): the first is the node's own shape
         out = out.as_list() if hasattr(out, "as_list") else list(out)
         return tuple(None if d is None else int(d) for d in out[1:])
 
@@ -290,6 +324,9 @@ class KerasAdapter:
         tensors = dict(inputs)
         made: dict = {}
         for node in layers:
+            if node.selects is not None:  # one output of a layer with several
+                tensors[node.name] = tensors[node.inbound[0]][node.selects]
+                continue
             if node.layer not in made:  # a shared layer is made once and called once per node
                 made[node.layer] = self._make(node, overwritten, swaps)
             layer = made[node.layer]

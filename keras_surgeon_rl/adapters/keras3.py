@@ -44,10 +44,42 @@ class Keras3Adapter(KerasAdapter):
                     return op
             raise SurgeryError(f"model {model.name!r} records an operation {name!r} that it does not hold") from None
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int]], dict, bool, dict]:
+    def _implicit(self, model) -> set:
+        """The operations that compute masks Keras hands from layer to layer by itself (a Masking layer's
+        ``any(x != mask_value)``): a layer called on a tensor that carries a mask gets it as its ``mask``
+        argument, and the rebuilt model hands it on again. Only operations that feed nothing but such
+        masks count; a mask a user passes by hand stays a tensor argument (and is refused)."""
+        masks, users = set(), {}
+        for op in model.operations:
+            for node in getattr(op, "_inbound_nodes", []):
+                args, kwargs = node.arguments.args, node.arguments.kwargs
+                for t in node.arguments.keras_tensors:
+                    users.setdefault(id(t), []).append(op.name)
+                mask = kwargs.get("mask")
+                if mask is not None and args and getattr(args[0], "_keras_mask", None) is mask:
+                    masks.add(id(mask))
+        implicit: set = set()
+        todo = [op for op in model.operations if not isinstance(op, keras.layers.Layer)]
+        changed = True
+        while changed:  # an operation is implicit when all it feeds is masks or other implicit operations
+            changed = False
+            for op in todo:
+                if op.name in implicit:
+                    continue
+                outs = [t for node in getattr(op, "_inbound_nodes", []) for t in node.outputs]
+                if outs and all(id(t) in masks or all(u in implicit for u in users.get(id(t), [None]))
+                                for t in outs):
+                    implicit.add(op.name)
+                    changed = True
+        return implicit
+
+    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int, int]], dict, bool, dict]:
         name = layer.name
         args = list(node_config.get("args", []))
-        kwargs = node_config.get("kwargs", {}) or {}
+        kwargs = dict(node_config.get("kwargs", {}) or {})
+        mask = kwargs.get("mask")
+        if _is_tensor(mask) and mask["config"]["keras_history"][0] in self._skipped:
+            del kwargs["mask"]  # handed on by Keras itself; the rebuilt model does the same
         in_kwargs: list = []
         _tensors(kwargs, in_kwargs)
         if in_kwargs:
@@ -65,8 +97,4 @@ class Keras3Adapter(KerasAdapter):
                                    "positional inputs; the surgeon rebuilds calls on tensors (one, several, or one "
                                    "list of them): pass other arguments by keyword")
             found.append(arg["config"]["keras_history"])
-        for history in found:
-            if history[2] != 0:
-                raise SurgeryError(f"layer {name!r} reads output {history[2]} of the multi-output layer "
-                                   f"{history[0]!r}; multi-output layers are not supported")
-        return [(h[0], h[1]) for h in found], kwargs, as_list, constants
+        return [(h[0], h[1], h[2]) for h in found], kwargs, as_list, constants

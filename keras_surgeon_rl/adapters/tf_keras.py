@@ -74,7 +74,7 @@ class TfKerasAdapter(KerasAdapter):
 
         return int(_should_skip_first_node(layer))
 
-    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int]], dict, bool, dict]:
+    def _parse_inbound(self, layer, node_config) -> tuple[list[tuple[str, int, int]], dict, bool, dict]:
         name = layer.name
         refs, kwargs = [], {}
         for entry in node_config:
@@ -97,11 +97,7 @@ class TfKerasAdapter(KerasAdapter):
         if any(_reference(v) is not None or _nested_reference(v) for v in kwargs.values()):
             raise SurgeryError(f"layer {name!r} ({type(layer).__name__}) is called with tensors nested in its "
                                f"keyword arguments ({', '.join(kwargs)}); the surgeon follows positional inputs only")
-        for layer_name, _node_index, tensor_index in refs:
-            if tensor_index != 0:
-                raise SurgeryError(f"layer {name!r} reads output {tensor_index} of the multi-output layer "
-                                   f"{layer_name!r}; multi-output layers are not supported")
-        return [(r[0], r[1]) for r in refs], kwargs, as_list, {}
+        return [(r[0], r[1], r[2]) for r in refs], kwargs, as_list, {}
 
 
 def _nested_reference(value) -> bool:

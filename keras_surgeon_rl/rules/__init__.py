@@ -6,6 +6,7 @@ copied as it is when the unit IDs reaching it are unchanged; when they change, t
 an error naming the layer.
 """
 
+from keras_surgeon_rl.graph import OUTPUT_OF
 from keras_surgeon_rl.rules.base import Context, Rule, Units
 from keras_surgeon_rl.rules.conv import DepthwiseConvRule
 from keras_surgeon_rl.rules.conv_kinds import ConvTransposeRule, GroupedConvRule, SeparableConvRule
@@ -13,9 +14,12 @@ from keras_surgeon_rl.rules.dense import DenseRule
 from keras_surgeon_rl.rules.merge import ConcatenateRule, ElementwiseMerge
 from keras_surgeon_rl.rules.ops import register_ops
 from keras_surgeon_rl.rules.passthrough import LIKE_DATA, PassThrough, PerUnitConstants
+from keras_surgeon_rl.rules.recurrent import GATES, BidirectionalRule, RecurrentRule, TimeDistributedRule
 from keras_surgeon_rl.rules.registry import register_builtin, register_rule, registered, rule_for
 from keras_surgeon_rl.rules.reshape import FlattenRule, PermuteRule, ReshapeRule
 
+MASKING = ("Masking skips a step when all its features equal mask_value: with features added or removed, a step "
+           "keeps its mask only where the new features equal mask_value too (and a removed feature was at it)")
 _NOT_EXACT = "{} mixes units: changing the units reaching it changes every output (not function-preserving)"
 
 
@@ -57,6 +61,12 @@ def _register_builtins() -> None:
     register_builtin("Concatenate", ConcatenateRule())
     for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
         register_builtin(name, ElementwiseMerge())
+    for name, gates in GATES.items():
+        register_builtin(name, RecurrentRule(gates))
+    register_builtin("Bidirectional", BidirectionalRule())
+    register_builtin("Masking", PassThrough(note=MASKING))
+    register_builtin(OUTPUT_OF, Rule())  # planned by the planner itself (_output_of); here for look-ups
+    register_builtin("TimeDistributed", TimeDistributedRule())
     register_ops()
 
 

@@ -130,6 +130,11 @@ class Rule:
     #: layer of theirs called on several is refused when the units reaching it change.
     several_inputs: bool = False
 
+    def specialize(self, node: Node) -> "Rule":
+        """The rule for one node of this kind: ``self``, unless what the rule does depends on the node
+        (a wrapper such as TimeDistributed takes on the rule of the layer it wraps)."""
+        return self
+
     def unit_count(self, config: dict) -> int:
         raise NotImplementedError
 

@@ -106,7 +106,7 @@ def rule_for(node: Node) -> Optional[Rule]:
         return _REGISTRY.get(node.layer_class) or _OPS.get(node.class_name)
     rule = _own_rule(node.layer_class, node.class_name)
     if rule is not None or node.layer_class is None:
-        return rule
+        return None if rule is None else rule.specialize(node)
     for base in getattr(node.layer_class, "__mro__", ())[1:]:
         parent = _own_rule(base, base.__name__)
         if parent is not None:

@@ -183,12 +183,13 @@ def test_incompatible_model_keeps_a_clear_error(K):
 
 
 def test_a_plan_error_after_inference_says_what_was_inferred(K):
-    """A GRU has no surgery rule: the widened Dense before it cannot be copied, and the error says why it changed."""
+    """UnitNormalization has no surgery rule: the widened Dense before it cannot be copied, and the error says
+    why it changed."""
     def net(width):
         return K.Sequential([K.Input((5, 3), name="seq"), K.layers.Dense(width, name="h0"),
-                             K.layers.GRU(2, name="q")])
+                             K.layers.UnitNormalization(name="q")])
 
     old, new = randomize(net(4)), net(6)
-    with pytest.raises(SurgeryError, match=r"'q' \(GRU\) has no surgery rule.*completed from the new model: h0: new "
+    with pytest.raises(SurgeryError, match=r"'q' \(UnitNormalization\) has no surgery rule.*completed from the new model: h0: new "
                                            r"model has 6 units, old 4"):
         surgeon.transplant_weights(old, new, {})
