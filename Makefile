@@ -62,23 +62,28 @@ bench: $(STAMP)
 # Every experiment of docs/results.md at the scale reported there (many hours on 2 cores: a DQN step
 # costs about 6 ms here). --resume: an interrupted `make experiments` continues where it stopped, and a
 # larger RUNS= adds seeds. `make docs-data` then copies the results into docs/data (gzipped): MNIST to
-# docs/data/, the RL rows (retention protocol) to docs/data/retention/.
+# docs/data/, the DQN rows (retention protocol) to docs/data/retention/, the DDPG row to docs/data/ddpg/.
 RUNS ?= 20
 MNIST_RUNS ?= 5
 MNIST := mnist_transfer_4000 mnist_transfer_400 mnist_transfer_4000_lr0.001
 RL := lunarlander_actions cartpole_observations cartpole_wider cartpole_deeper acrobot_actions
+DDPG := pendulum_ddpg pendulum_ddpg_20000
 experiments: $(STAMP)
 	$(PY) examples/mnist_transfer.py --steps 4000 --runs $(MNIST_RUNS) --name mnist_transfer_4000 --resume
 	$(PY) examples/mnist_transfer.py --steps 400 --runs $(MNIST_RUNS) --name mnist_transfer_400 --resume
 	$(PY) examples/mnist_transfer.py --steps 4000 --runs 3 --lr 0.001 --arms original convs_only scratch \
 	    --name mnist_transfer_4000_lr0.001 --resume
 	for n in $(RL); do $(PY) examples/$$n.py --runs $(RUNS) --resume || exit 1; done
+	$(PY) examples/pendulum_ddpg.py --resume
+	$(PY) examples/pendulum_ddpg.py --steps 20000 --arms preserve --name pendulum_ddpg_20000 --resume
 
 docs-data:
 	mkdir -p docs/data/retention
 	for n in $(MNIST); do test ! -f results/$$n/results.json || gzip -9 -n -c results/$$n/results.json > docs/data/$$n.json.gz; done
 	for n in $(RL); do test ! -f results/$$n/results.json || \
 	    gzip -9 -n -c results/$$n/results.json > docs/data/retention/$$n.json.gz; done
+	mkdir -p docs/data/ddpg
+	for n in $(DDPG); do test ! -f results/$$n/results.json || gzip -9 -n -c results/$$n/results.json > docs/data/ddpg/$$n.json.gz; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis results
