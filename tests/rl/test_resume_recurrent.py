@@ -61,3 +61,17 @@ def test_inserting_a_recurrent_layer_is_refused_before_anything_is_built():
     agent = recurrent_agent("LSTM")
     with pytest.raises(SurgeryError, match="cannot insert a 'GRU' layer"):
         resume_dqn(agent, {"insert": [{"after": "rnn", "layer": "GRU", "config": {"units": 6}}]})
+
+
+def test_the_recurrent_cartpole_example_keeps_q_values_and_greedy_returns():
+    """examples/recurrent_cartpole.py at smoke size: LSTM 16 → 32 and two observations added, on real windows."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from examples import recurrent_cartpole
+
+    result = recurrent_cartpole.main(["--old-steps", "300", "--steps", "100", "--eval-episodes", "2"])
+    assert result["q_gap"] <= 1e-5
+    assert result["same_actions"] == 1.0
+    assert result["after"]["returns"] == result["before"]["returns"]
