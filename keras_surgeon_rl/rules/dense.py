@@ -60,7 +60,10 @@ def inserted_note(ctx: Context, after_class: str, after_config: dict) -> None:
     identity_note(ctx, outputs_non_negative(after_class, after_config))
 
 
-class DenseRule(Rule):
+class LastAxisUnits(Rule):
+    """A layer whose config's ``units`` are its units, on the last axis of its output, and that reads
+    the last axis of its input (Dense; SimpleRNN, GRU and LSTM)."""
+
     owns_units = True
 
     def unit_count(self, config: dict) -> int:
@@ -72,16 +75,18 @@ class DenseRule(Rule):
     def reads_axis(self, config: dict, rank: int) -> int:
         return rank - 1
 
+    def output_ids(self, ctx: Context) -> TensorIDs:
+        u = ctx.units
+        return TensorIDs(u.new_ids, u.src, u.scale, tuple(ctx.out_shape), len(ctx.out_shape) - 1,
+                         u.old_ids, tuple(ctx.old_out_shape))
+
+
+class DenseRule(LastAxisUnits):
     def check(self, ctx: Context) -> None:
         t = ctx.input
         if t.changed and t.axis != len(t.shape) - 1:
             raise ctx.fail(f"Dense reads the last axis, but the changed unit IDs are on axis {t.axis + 1} "
                            "(channels-first data); add a Permute or Flatten before it")
-
-    def output_ids(self, ctx: Context) -> TensorIDs:
-        u = ctx.units
-        return TensorIDs(u.new_ids, u.src, u.scale, tuple(ctx.out_shape), len(ctx.out_shape) - 1,
-                         u.old_ids, tuple(ctx.old_out_shape))
 
     def weight_maps(self, ctx: Context) -> dict:
         if ctx.insertion is not None:

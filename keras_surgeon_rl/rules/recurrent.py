@@ -27,10 +27,11 @@ from typing import Optional
 
 import numpy as np
 
+from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.graph import Node
 from keras_surgeon_rl.ids import TensorIDs, index_of
-from keras_surgeon_rl.errors import SurgeryError
 from keras_surgeon_rl.rules.base import Context, Rule, verbatim_maps
+from keras_surgeon_rl.rules.dense import LastAxisUnits
 from keras_surgeon_rl.rules.registry import FRAMEWORKS, rule_for
 from keras_surgeon_rl.weights import AxisMap, Copy
 
@@ -60,24 +61,14 @@ def outgoing(ctx: Context) -> AxisMap:
     return AxisMap(src, scale=u.scale if split else None, zero=zero)
 
 
-class RecurrentRule(Rule):
+class RecurrentRule(LastAxisUnits):
     """``SimpleRNN``, ``GRU`` (both ``reset_after`` settings) and ``LSTM``, Keras 3 and tf_keras. With
     ``return_state`` the states (``h``, and ``c`` for LSTM) carry the unit IDs too."""
 
-    owns_units = True
     states_follow_units = True
 
     def __init__(self, gates: int):
         self.gates = gates
-
-    def unit_count(self, config: dict) -> int:
-        return int(config["units"])
-
-    def resize(self, config: dict, n: int) -> dict:
-        return {**config, "units": int(n)}
-
-    def reads_axis(self, config: dict, rank: int) -> int:
-        return rank - 1
 
     def check(self, ctx: Context) -> None:
         t = ctx.input
@@ -89,11 +80,6 @@ class RecurrentRule(Rule):
         if ctx.units is not None and ctx.units.bias_offset.any():
             raise ctx.fail("bias_offset (keep_greedy) is for a Dense or Conv output layer; a recurrent unit's "
                            "bias enters every gate and every time step. Use 'zeros', 'random' or 'copy:<id>'")
-
-    def output_ids(self, ctx: Context) -> TensorIDs:
-        u = ctx.units
-        return TensorIDs(u.new_ids, u.src, u.scale, tuple(ctx.out_shape), len(ctx.out_shape) - 1,
-                         u.old_ids, tuple(ctx.old_out_shape))
 
     def weight_maps(self, ctx: Context, names: Optional[dict] = None) -> dict:
         """The maps of the cell's weights; ``names`` renames them (``{"kernel": "kernel#3"}``, for
