@@ -10,6 +10,8 @@ PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONWARNINGS := ignore::DeprecationWarning
+# `make experiments RAY_ADDRESS=host:port` runs the experiments on that Ray cluster (README, "Ray").
+export RAY_ADDRESS
 
 .PHONY: demo test test-core test-rl test-backends test-repeat lock bench experiments docs-data clean
 

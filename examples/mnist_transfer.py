@@ -253,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None, runs: int = 2, steps: int = 400) 
     path = runner.run(
         args.name,
         functools.partial(run_one, settings=settings, cache=cache),
-        args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out, resume=args.resume,
+        args.arms, args.runs, args.steps, seed=args.seed, out=args.out, resume=args.resume, **runner.backend(args),
         x="batch", y="accuracy", config=config,
         plot_options={"title": f"MNIST: digits 0–3 → 4–9, test accuracy ({data['source'].split(':')[0]})",
                       "xlabel": f"training batches on digits 4–9 (batch size {args.batch_size})",

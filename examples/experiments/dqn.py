@@ -357,7 +357,7 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
         config["greedy_eval"] = {**evaluation, "random": random_reference(exp, evaluation["seeds"])}
     path = runner.run(
         args.name, functools.partial(run_one, exp=exp, old_steps=old_steps, cache=cache, evaluation=evaluation),
-        args.arms, args.runs, args.steps, seed=args.seed, jobs=args.jobs, out=args.out, resume=args.resume,
+        args.arms, args.runs, args.steps, seed=args.seed, out=args.out, resume=args.resume, **runner.backend(args),
         x="step", y="reward",
         config=config, prepare=functools.partial(prepare, exp=exp, old_steps=old_steps, cache=cache),
         plot_options={"title": title, "xlabel": f"phase-2 training steps (after {old_steps} steps of phase 1)",

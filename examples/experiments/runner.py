@@ -23,7 +23,11 @@ Processes: each run gets a fresh process (``spawn`` context, one task per proces
 allows it). Importing keras-rl2 disables eager execution for the whole process, so RL runs must
 never share a process with Keras-3 code; a fresh process per run also keeps TensorFlow state from
 leaking between runs. ``jobs=0`` runs everything in the calling process (for tests and debugging
-of Keras-3-only experiments).
+of Keras-3-only experiments). What the workers print goes to ``<out>/<experiment>/workers.log``.
+
+Ray (``run(..., ray="local")`` or a cluster address; ``--ray`` / ``--ray-address`` in the scripts):
+the same runs as Ray tasks, each in a fresh Ray worker process where ``fresh_process`` says so, with
+the same seeds, JSON and ``resume``; only the executor differs.
 
 The JSON file::
 
@@ -86,6 +90,12 @@ def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2,
     p.add_argument("--seed", type=int, default=0, help="seed of the first run; run r uses seed + r (default 0)")
     p.add_argument("--jobs", type=int, default=jobs,
                    help=f"parallel processes (default {jobs}; 0 runs in this process, Keras-3 experiments only)")
+    p.add_argument("--ray", action="store_true",
+                   help="run every (arm, seed) as a Ray task in a fresh worker process, on a local Ray instance "
+                        "(install the 'cluster' extra); --jobs is then the CPUs each task gets (default 1)")
+    p.add_argument("--ray-address", metavar="ADDRESS", default=os.environ.get("RAY_ADDRESS") or None,
+                   help="join this Ray cluster (e.g. head-node:6379, or 'auto') instead of starting a local "
+                        "instance; implies --ray (default: $RAY_ADDRESS)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root (default ./results)")
     if experiment is not None:
         p.add_argument("--name", default=experiment, help=f"results folder under --out (default {experiment})")
@@ -95,13 +105,20 @@ def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2,
     return p
 
 
+def backend(args: argparse.Namespace) -> dict:
+    """The :func:`run` keyword arguments that choose the executor, from :func:`arg_parser`'s options."""
+    if args.ray or args.ray_address:
+        return {"jobs": args.jobs if args.jobs != 2 else 1, "ray": args.ray_address or "local"}
+    return {"jobs": args.jobs}
+
+
 # ---------------------------------------------------------------------------------------------
 # Running
 def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps: int, *, seed: int = 0,
         jobs: int = 2, out: Path | str = "results", x: str = "step", y: str = "reward",
         config: Optional[dict] = None, plot_options: Optional[dict] = None,
         prepare: Optional[Callable[[int], Any]] = None, fresh_process: bool = True,
-        progress: bool = True, resume: bool = False) -> Path:
+        progress: bool = True, resume: bool = False, ray: Optional[str] = None) -> Path:
     """Run every arm ``runs`` times and save the records; returns the path of ``results.json``.
 
     Args:
@@ -114,7 +131,8 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
         runs: runs per arm; run ``r`` of every arm uses seed ``seed + r``.
         steps: passed to ``run_one``.
         seed: the first run's seed.
-        jobs: parallel processes (``0``: everything in this process).
+        jobs: parallel processes (``0``: everything in this process); with ``ray``, the CPUs each
+            task asks for.
         out: the results root.
         x, y: the record keys plotted against each other (``"batch"``/``"accuracy"``,
             ``"step"``/``"reward"``).
@@ -135,6 +153,9 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
             :func:`resume_mismatch`; otherwise a ``ValueError`` says what differs, before anything
             runs). Saved runs of arms or seeds not requested are kept as they are, so ``arms``
             may be a subset: e.g. more seeds for the main arms only.
+        ray: run every task as a Ray task in a fresh worker process (``max_calls=1``): ``"local"``
+            starts a local Ray instance, any other value is a cluster address for ``ray.init``. Seeds,
+            results and ``resume`` are the same as with the process pool.
 
     Returns:
         ``<out>/<experiment>/results.json``, rewritten after every finished run, so an interrupted
@@ -173,15 +194,20 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
     tasks = [(arm, s) for s in seeds for arm in arms if (arm, s) not in done]
     if done:
         logger.info("%s: resuming, %d runs kept, %d to run", experiment, len(done), len(tasks))
-    logger.info("%s: %d arms x %d runs, %d steps, jobs=%d -> %s", experiment, len(arms), runs, steps, jobs, path)
-    with _executor(jobs, fresh_process) as pool:
+    logger.info("%s: %d arms x %d runs, %d steps, jobs=%d%s -> %s", experiment, len(arms), runs, steps, jobs,
+                f", Ray at {ray}" if ray else "", path)
+    if ray:
+        results["config"]["ray"] = ray
+        results["environment"]["worker_threads"] = max(1, jobs)
+    logs = folder / "workers.log"
+    with (_ray_executor(ray, max(1, jobs), fresh_process) if ray else _executor(jobs, fresh_process, logs)) as pool:
         if prepare is not None:
             calls = {s: (prepare, s) for s in seeds if str(s) not in results["prepared"]}
-            for s, info in _gather(pool, calls, "prepare", progress):
+            for s, info in _gather(pool, calls, "prepare", progress, None if ray else logs):
                 results["prepared"][str(s)] = info
             _save(results, path)
         calls = {(arm, s): (_timed, run_one, arm, s, steps) for arm, s in tasks}
-        for (arm, s), (result, seconds) in _gather(pool, calls, "runs", progress):
+        for (arm, s), (result, seconds) in _gather(pool, calls, "runs", progress, None if ray else logs):
             extra = dict(result) if isinstance(result, dict) else {"records": result}
             records = extra.pop("records", None)
             _check_records(records, x, y, arm, s)
@@ -192,7 +218,7 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
 
 
 #: Settings a resumed experiment may change: which arms and seeds run, and how.
-RESUMABLE_KEYS = frozenset({"arms", "runs", "seed", "seeds", "jobs", "command"})
+RESUMABLE_KEYS = frozenset({"arms", "runs", "seed", "seeds", "jobs", "command", "ray"})
 
 
 #: Config keys holding one entry per arm (``{arm: settings}``): a resumed experiment may add arms to them.
@@ -267,15 +293,53 @@ def _threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+def _thread_env(threads: int) -> dict:
+    t = str(threads)
+    return {"TF_NUM_INTRAOP_THREADS": t, "TF_NUM_INTEROP_THREADS": t, "OMP_NUM_THREADS": t}
+
+
+#: Worker processes keep TensorFlow's C++ logging to errors; what they print goes to a log file.
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+#: Where the progress bars write while the workers' standard error goes to their log file.
+_console = None
+
+
 @contextlib.contextmanager
-def _executor(jobs: int, fresh_process: bool = True):
-    """A pool of ``jobs`` ``spawn`` processes (a new one per task if ``fresh_process``), or ``None`` for ``jobs=0``."""
+def _workers_log(log: Optional[Path]):
+    """Spawned workers inherit this process's standard error: while the pool runs it is ``log``, so what
+    TensorFlow, absl and keras-rl2 print from every worker (from its first import on) lands there; the
+    progress bars keep the console."""
+    global _console
+    if log is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    _console = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        _console.close()
+        _console = None
+
+
+@contextlib.contextmanager
+def _executor(jobs: int, fresh_process: bool = True, log: Optional[Path] = None):
+    """A pool of ``jobs`` ``spawn`` processes (a new one per task if ``fresh_process``), or ``None`` for
+    ``jobs=0``. The workers' output goes to ``log`` (when given)."""
     if jobs <= 0:
         yield None
         return
     # Two processes on two cores each want every core: give each its share of threads.
-    threads = str(_threads(jobs))
-    env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
+    env = {**_thread_env(_threads(jobs)), **QUIET_ENV}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update({k: v for k, v in env.items() if saved[k] is None})  # spawned children inherit it
     kwargs = {}
@@ -286,19 +350,78 @@ def _executor(jobs: int, fresh_process: bool = True):
             logger.warning("Python < 3.11 cannot give each run a fresh process: worker processes run task after task")
     pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), **kwargs)
     try:
-        yield pool
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    else:
-        pool.shutdown(wait=True)
+        with _workers_log(log):
+            try:
+                yield pool
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            else:
+                pool.shutdown(wait=True)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
 
 
-def _gather(pool: Optional[cf.Executor], calls: dict, what: str, progress: bool) -> Iterable:
+class _RayPool:
+    """``submit(fn, *args) -> concurrent.futures.Future`` on Ray: one task per call asking for ``cpus``
+    CPUs, each in a worker process of its own when ``fresh_process`` (``max_calls=1``: keras-rl2's graph
+    mode never meets Keras-3 code), else in workers that run task after task."""
+
+    def __init__(self, ray, cpus: int, env: dict, fresh_process: bool = True):
+        self.ray, self.refs = ray, []
+        self.task = ray.remote(max_calls=1 if fresh_process else 0, num_cpus=cpus,
+                               runtime_env={"env_vars": env})(_call)
+
+    def submit(self, fn, *args) -> cf.Future:
+        ref = self.task.remote(fn, *args)
+        self.refs.append(ref)
+        return ref.future()
+
+    def cancel_all(self) -> None:
+        for ref in self.refs:
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref, force=True)
+
+
+def _call(fn, *args):
+    return fn(*args)
+
+
+@contextlib.contextmanager
+def _ray_executor(address: str, cpus: int, fresh_process: bool = True):
+    """A :class:`_RayPool` on a local Ray instance (``address == "local"``) or the cluster at ``address``.
+
+    The workers find this repository's code through ``PYTHONPATH`` (on a cluster, every node needs
+    the same checkout at the same path), run with ``cpus`` threads each and log to Ray's session
+    folder (``/tmp/ray/session_latest/logs`` on each node), not to the console."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--ray needs Ray: pip install -e '.[cluster]' (or pip install ray)") from None
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**_thread_env(cpus), **QUIET_ENV,
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    started = not ray.is_initialized()
+    if started:
+        kwargs = {"address": None if address == "local" else address, "log_to_driver": False,
+                  "include_dashboard": False, "logging_level": logging.WARNING}
+        if address == "local":
+            kwargs["num_cpus"] = os.cpu_count()
+        ray.init(**kwargs)
+    pool = _RayPool(ray, cpus, env, fresh_process)
+    try:
+        yield pool
+    except BaseException:
+        pool.cancel_all()
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _gather(pool, calls: dict, what: str, progress: bool, log: Optional[Path] = None) -> Iterable:
     """Yield ``(key, result)`` for ``calls = {key: (fn, *args)}`` as they finish, with a progress bar.
 
     Without a pool the calls run here, one after the other. The first failure stops the rest.
@@ -322,7 +445,8 @@ def _gather(pool: Optional[cf.Executor], calls: dict, what: str, progress: bool)
             except Exception as e:
                 for f in futures:
                     f.cancel()
-                raise RuntimeError(f"{what}: the task {key!r} failed: {type(e).__name__}: {e}") from e
+                raise RuntimeError(f"{what}: the task {key!r} failed: {type(e).__name__}: {e} (the workers' "
+                                   f"output: {log or 'the console'})") from e
             bar.update(1)
             yield key, result
     finally:
@@ -336,7 +460,7 @@ def _bar(total: int, desc: str, enabled: bool):
         enabled = False
     if not enabled:
         return _NoBar()
-    return tqdm(total=total, desc=desc, unit="run", dynamic_ncols=True, smoothing=0)
+    return tqdm(total=total, desc=desc, unit="run", dynamic_ncols=True, smoothing=0, file=_console or sys.stderr)
 
 
 class _NoBar:
