@@ -82,17 +82,19 @@ def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2,
         jobs: default ``--jobs``.
         experiment: default ``--name`` (the results folder).
     """
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(default_jobs=jobs)
     p.add_argument("--arms", nargs="+", default=list(arms), choices=list(arms), metavar="ARM",
                    help=f"arms to run (default: all of {', '.join(arms)})")
     p.add_argument("--runs", type=int, default=runs, help=f"runs per arm (default {runs})")
     p.add_argument("--steps", type=int, default=steps, help=f"training steps per run (default {steps})")
     p.add_argument("--seed", type=int, default=0, help="seed of the first run; run r uses seed + r (default 0)")
-    p.add_argument("--jobs", type=int, default=jobs,
-                   help=f"parallel processes (default {jobs}; 0 runs in this process, Keras-3 experiments only)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help=f"parallel processes (default {jobs}; 0 runs in this process, Keras-3 experiments only); "
+                        "with --ray, the CPUs each task asks for (default 1)")
     p.add_argument("--ray", action="store_true",
                    help="run every (arm, seed) as a Ray task in a fresh worker process, on a local Ray instance "
-                        "(install the 'cluster' extra); --jobs is then the CPUs each task gets (default 1)")
+                        "(install the 'cluster' extra)")
     p.add_argument("--ray-address", metavar="ADDRESS", default=os.environ.get("RAY_ADDRESS") or None,
                    help="join this Ray cluster (e.g. head-node:6379, or 'auto') instead of starting a local "
                         "instance; implies --ray (default: $RAY_ADDRESS)")
@@ -105,10 +107,20 @@ def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2,
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """Fills in ``--jobs`` after parsing: the script's default, or 1 CPU per task on Ray."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.jobs is None:
+            parsed.jobs = 1 if (parsed.ray or parsed.ray_address) else parsed.default_jobs
+        return parsed
+
+
 def backend(args: argparse.Namespace) -> dict:
     """The :func:`run` keyword arguments that choose the executor, from :func:`arg_parser`'s options."""
     if args.ray or args.ray_address:
-        return {"jobs": args.jobs if args.jobs != 2 else 1, "ray": args.ray_address or "local"}
+        return {"jobs": args.jobs, "ray": args.ray_address or "local"}
     return {"jobs": args.jobs}
 
 
