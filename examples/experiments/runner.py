@@ -211,15 +211,15 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
     if ray:
         results["config"]["ray"] = ray
         results["environment"]["worker_threads"] = max(1, jobs)
-    logs = folder / "workers.log"
-    with (_ray_executor(ray, max(1, jobs)) if ray else _executor(jobs, fresh_process, logs)) as pool:
+    log = None if ray else folder / "workers.log"  # Ray's workers log to Ray's session folder
+    with (_ray_executor(ray, max(1, jobs)) if ray else _executor(jobs, fresh_process, log)) as pool:
         if prepare is not None:
             calls = {s: (prepare, s) for s in seeds if str(s) not in results["prepared"]}
-            for s, info in _gather(pool, calls, "prepare", progress, None if ray else logs):
+            for s, info in _gather(pool, calls, "prepare", progress, log):
                 results["prepared"][str(s)] = info
             _save(results, path)
         calls = {(arm, s): (_timed, run_one, arm, s, steps) for arm, s in tasks}
-        for (arm, s), (result, seconds) in _gather(pool, calls, "runs", progress, None if ray else logs):
+        for (arm, s), (result, seconds) in _gather(pool, calls, "runs", progress, log):
             extra = dict(result) if isinstance(result, dict) else {"records": result}
             records = extra.pop("records", None)
             _check_records(records, x, y, arm, s)

@@ -75,7 +75,7 @@ class RecurrentRule(LastAxisUnits):
         if t.changed and t.axis != len(t.shape) - 1:
             raise ctx.fail(f"a recurrent layer reads the last axis (features), but the changed unit IDs are on axis "
                            f"{t.axis + 1}; add a Permute before it")
-        if t.changed and len(t.shape) >= 1 and t.shape[:-1] != t.old_shape[:-1]:
+        if t.changed and t.shape[:-1] != t.old_shape[:-1]:
             raise ctx.fail(f"the sequence shape changes ({t.old_shape} → {t.shape}); only the feature axis may change")
         if ctx.units is not None and ctx.units.bias_offset.any():
             raise ctx.fail("bias_offset (keep_greedy) is for a Dense or Conv output layer; a recurrent unit's "
@@ -116,22 +116,22 @@ def _wrapped(config: dict, inner_config: dict, key: str = "layer") -> dict:
     return {**config, key: {**inner, "config": inner_config}}
 
 
-class BidirectionalRule(Rule):
+class BidirectionalRule(LastAxisUnits):
     """``Bidirectional(LSTM/GRU/SimpleRNN)``, resized by the wrapper's own name: both directions get the
     same unit IDs and the same edit. With ``merge_mode="concat"`` the output's IDs are
     ``("forward", id)`` and ``("backward", id)`` pairs; with ``sum``, ``mul`` or ``ave`` they are the
     unit IDs (a new unit's outputs are combined with each other only); with ``None`` each direction's
     output carries them, as each direction's states do with ``return_state``."""
 
-    owns_units = True
     states_follow_units = True
 
-    def _cell(self, config: dict) -> tuple[str, RecurrentRule]:
+    def _cell(self, config: dict) -> RecurrentRule:
+        """The rule of the wrapped recurrent layer (both directions are of its kind: see :meth:`check`)."""
         name = config["layer"]["class_name"]
         if name not in GATES:
             raise SurgeryError(f"layer {config.get('name')!r} (Bidirectional) wraps a {name}; the surgeon knows "
                                f"Bidirectional({', '.join(GATES)}) only")
-        return name, RecurrentRule(GATES[name])
+        return RecurrentRule(GATES[name])
 
     def unit_count(self, config: dict) -> int:
         return int(config["layer"]["config"]["units"])
@@ -142,10 +142,9 @@ class BidirectionalRule(Rule):
             new = _wrapped(new, {**config["backward_layer"]["config"], "units": int(n)}, "backward_layer")
         return new
 
-    def reads_axis(self, config: dict, rank: int) -> int:
-        return rank - 1
-
-    def _halves(self, ctx: Context) -> list[Context]:
+    def _halves(self, ctx: Context) -> list[tuple[Context, list[str]]]:
+        """Per direction: its context (the wrapped layer's node, its weights by their plain names) and
+        the wrapper's names of its weights (``kernel#3``)."""
         names = ctx.old.weight_names
         half = len(names) // 2
         out = []
@@ -163,7 +162,7 @@ class BidirectionalRule(Rule):
         if not ctx.changed:
             return
         cfg = ctx.node.config
-        self._cell(cfg)
+        cell = self._cell(cfg)
         back = cfg.get("backward_layer")
         if back and back["class_name"] != cfg["layer"]["class_name"]:
             raise ctx.fail(f"its directions are of different kinds ({cfg['layer']['class_name']} forward, "
@@ -175,7 +174,7 @@ class BidirectionalRule(Rule):
             raise ctx.fail(f"its directions have different weights ({', '.join(names)}); the surgeon resizes both "
                            "alike only when they match (e.g. both with or both without a bias)")
         for sub, _ in self._halves(ctx):
-            self._cell(cfg)[1].check(sub)
+            cell.check(sub)
 
     def config_for(self, ctx: Context) -> dict:
         config = _wrapped(ctx.node.config, ctx.node.config["layer"]["config"])
@@ -184,9 +183,9 @@ class BidirectionalRule(Rule):
         return config
 
     def output_ids(self, ctx: Context) -> TensorIDs:
-        u, shape = ctx.units, tuple(ctx.out_shape)
         if ctx.node.config.get("merge_mode") != "concat":  # sum, mul, ave; None: the forward output (first)
-            return TensorIDs(u.new_ids, u.src, u.scale, shape, len(shape) - 1, u.old_ids, tuple(ctx.old_out_shape))
+            return super().output_ids(ctx)
+        u, shape = ctx.units, tuple(ctx.out_shape)
         n_old = len(u.old_ids)
         src = np.concatenate([u.src, np.where(u.src >= 0, u.src + n_old, -1)])
         return TensorIDs([(d, i) for d in DIRECTIONS for i in u.new_ids], src, np.tile(u.scale, 2), shape,
@@ -195,10 +194,9 @@ class BidirectionalRule(Rule):
     def weight_maps(self, ctx: Context) -> dict:
         if not ctx.changed:
             return verbatim_maps(ctx.old)
-        maps = {}
+        maps, cell = {}, self._cell(ctx.node.config)
         for sub, names in self._halves(ctx):
-            rename = {n.split("#")[0]: n for n in names}
-            maps.update(self._cell(ctx.node.config)[1].weight_maps(sub, rename))
+            maps.update(cell.weight_maps(sub, {n.split("#")[0]: n for n in names}))
         return maps
 
 
@@ -208,7 +206,6 @@ class TimeDistributedRule(Rule):
     layer's; its name is the wrapper's."""
 
     def __init__(self, node: Optional[Node] = None):
-        self.node = node
         self.inner = rule_for(_inner_node(node)) if node is not None else None
         self.owns_units = bool(self.inner is not None and self.inner.owns_units)
 
@@ -231,11 +228,10 @@ class TimeDistributedRule(Rule):
         return None if axis is None else axis + 1
 
     def _inner(self, ctx: Context) -> Context:
-        def strip(t: TensorIDs) -> TensorIDs:
-            return TensorIDs(t.ids, t.src, t.scale, tuple(t.shape[1:]), t.axis - 1, t.old_ids, tuple(t.old_shape[1:]),
-                             t.fresh)
+        """The wrapped layer's context: one time step (the time axis stripped from every shape)."""
+        inputs = [t.with_shape(t.shape[1:], t.old_shape[1:], t.axis - 1) for t in ctx.inputs]
         return dataclasses.replace(ctx, node=_inner_node(ctx.node), old=_inner_node(ctx.old),
-                                   inputs=[strip(t) for t in ctx.inputs], out_shape=tuple(ctx.out_shape[1:]),
+                                   inputs=inputs, out_shape=tuple(ctx.out_shape[1:]),
                                    old_out_shape=tuple(ctx.old_out_shape[1:]), notes=ctx.notes)
 
     def check(self, ctx: Context) -> None:
@@ -257,8 +253,7 @@ class TimeDistributedRule(Rule):
         if self.inner is None:
             return super().output_ids(ctx)
         t = self.inner.output_ids(self._inner(ctx))
-        return TensorIDs(t.ids, t.src, t.scale, tuple(ctx.out_shape), t.axis + 1, t.old_ids,
-                         tuple(ctx.old_out_shape), t.fresh)
+        return t.with_shape(ctx.out_shape, ctx.old_out_shape, t.axis + 1)
 
     def weight_maps(self, ctx: Context) -> dict:
         return verbatim_maps(ctx.old) if self.inner is None else self.inner.weight_maps(self._inner(ctx))
