@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from examples.experiments import dqn  # noqa: E402
+from examples.experiments import dqn, transfer  # noqa: E402
 
 EXPERIMENT = "acrobot_actions"
 ARMS = ["old", "preserve", "original", "scratch", "preserve_fresh_memory"]
@@ -44,10 +44,16 @@ EXP = {
     "agent": {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000},
 }
 
+# the transfer methods of docs/transfer.md (python examples/acrobot_actions.py --transfer)
+EXP, TRANSFER_ARMS = transfer.with_methods(EXP, copy_first=2)
+#: The copy arms left out, and why.
+COPY_LEFT_OUT = "the output layer has 2 actions in the old network and 3 in the new one"
+
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=20_000, runs=5, at=[1000, 2500, 5000, 10_000, 15_000],
-                    title="Acrobot-v1: actions (torque+1, torque0) → all 3", smooth=5, eval_every=1000)
+                    title="Acrobot-v1: actions (torque+1, torque0) → all 3", smooth=5, eval_every=1000,
+                    transfer_arms=TRANSFER_ARMS)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from examples.experiments import dqn  # noqa: E402
+from examples.experiments import dqn, transfer  # noqa: E402
 
 EXPERIMENT = "cartpole_deeper"
 OLD_STEPS = 16_000
@@ -59,10 +59,15 @@ EXP = {
     "agent": {"policy": "boltzmann", "warmup": 100},
 }
 
+# the transfer methods of docs/transfer.md (python examples/cartpole_deeper.py --transfer)
+EXP, TRANSFER_ARMS = transfer.with_methods(EXP, copy_first=1, copy_last=1)
+COPY_LEFT_OUT = None
+
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=8000, runs=5, at=[2000, 4000, 6000, 7800],
-                    title="CartPole-v1: hidden layers 1×8 → 2×8 (Dense 8 inserted)", old_steps=OLD_STEPS)
+                    title="CartPole-v1: hidden layers 1×8 → 2×8 (Dense 8 inserted)", old_steps=OLD_STEPS,
+                    transfer_arms=TRANSFER_ARMS)
 
 
 if __name__ == "__main__":

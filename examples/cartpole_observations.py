@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from examples.experiments import dqn  # noqa: E402
+from examples.experiments import dqn, transfer  # noqa: E402
 
 EXPERIMENT = "cartpole_observations"
 OLD_STEPS = 20_000  # the old agents' greedy return reaches ~200 (competence: 195) by then
@@ -48,10 +48,16 @@ EXP = {
     "agent": {"policy": "boltzmann", "warmup": 100},
 }
 
+# the transfer methods of docs/transfer.md (python examples/cartpole_observations.py --transfer)
+EXP, TRANSFER_ARMS = transfer.with_methods(EXP, copy_last=1)
+#: The copy arms left out, and why.
+COPY_LEFT_OUT = "the first layer reads 2 features in the old network and 4 in the new one"
+
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=8000, runs=5, at=[2000, 4000, 6000, 7800],
-                    title="CartPole-v1: observations (x_dot, theta) → all 4", old_steps=OLD_STEPS)
+                    title="CartPole-v1: observations (x_dot, theta) → all 4", old_steps=OLD_STEPS,
+                    transfer_arms=TRANSFER_ARMS)
 
 
 if __name__ == "__main__":

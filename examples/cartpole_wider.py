@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from examples.experiments import dqn  # noqa: E402
+from examples.experiments import dqn, transfer  # noqa: E402
 
 EXPERIMENT = "cartpole_wider"
 OLD_STEPS = 16_000
@@ -55,10 +55,16 @@ EXP = {
     "agent": {"policy": "boltzmann", "warmup": 100},
 }
 
+# the transfer methods of docs/transfer.md (python examples/cartpole_wider.py --transfer)
+EXP, TRANSFER_ARMS = transfer.with_methods(EXP)
+#: The copy arms left out, and why.
+COPY_LEFT_OUT = "every layer changes width (2×4 → 2×16), so no layer of the old network fits the new one"
+
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=8000, runs=5, at=[2000, 4000, 6000, 7800],
-                    title="CartPole-v1: hidden layers 2×4 → 2×16", old_steps=OLD_STEPS)
+                    title="CartPole-v1: hidden layers 2×4 → 2×16", old_steps=OLD_STEPS,
+                    transfer_arms=TRANSFER_ARMS)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from examples.experiments import dqn  # noqa: E402
+from examples.experiments import dqn, transfer  # noqa: E402
 
 EXPERIMENT = "lunarlander_actions"
 ARMS = ["old", "preserve", "original", "scratch", "preserve_fresh_memory", "preserve_double", "preserve_lr_low",
@@ -53,10 +53,16 @@ EXP = {
     "agent": {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000},
 }
 
+# the transfer methods of docs/transfer.md (python examples/lunarlander_actions.py --transfer)
+EXP, TRANSFER_ARMS = transfer.with_methods(EXP, copy_first=2)
+#: The copy arms left out, and why.
+COPY_LEFT_OUT = "the output layer has 2 actions in the old network and 4 in the new one"
+
 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=14_000, runs=5, at=[2500, 5000, 7500, 10_000],
-                    title="LunarLander-v3: actions (left, right) → all 4", smooth=5, eval_every=1000)
+                    title="LunarLander-v3: actions (left, right) → all 4", smooth=5, eval_every=1000,
+                    transfer_arms=TRANSFER_ARMS)
 
 
 if __name__ == "__main__":

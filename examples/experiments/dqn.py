@@ -25,8 +25,24 @@ step count through the surgery), ``lr`` (a fresh Adam with this learning rate), 
 (``resume_dqn`` overrides, e.g. ``{"nb_steps_warmup": 0}``) and ``noise`` (``{layer: std}``:
 Gaussian noise added to the layer's kernel after surgery, the same in the online and the target
 network) and ``freeze`` (``{"layers": [...], "steps": N}``: those layers are frozen after surgery and
-thawed after N phase-2 steps; freezing and thawing each re-compile the agent with a fresh optimizer
-of the same class and config, :func:`keras_surgeon_rl.transfer.rl_callbacks.recompile_agent`).
+thawed after N phase-2 steps, or never with ``"steps": None``; ``"layers": "all_but_final"`` freezes
+every weighted layer but the output layer; freezing and thawing each re-compile the agent with a fresh
+optimizer of the same class and config, :func:`keras_surgeon_rl.transfer.rl_callbacks.recompile_agent`).
+
+The transfer methods of the literature (``docs/transfer.md``) are options too. After surgery:
+``thaw_schedule`` (``{"tl_end": 0.25}``: freeze every layer but the output layer, thaw them from the
+output backwards over that fraction of phase 2, ``AgentFreezeThawCallback``), ``reset`` (``[layers]``
+re-drawn from their initializers, :func:`~keras_surgeon_rl.transfer.reset_layer`) and ``perturb``
+(``{"alpha": a, "last_n": k}``: :func:`~keras_surgeon_rl.transfer.add_noise`, noise of ``a`` × each
+array's std on the last ``k`` weighted layers, all if no ``last_n``); each changes the online and the
+target network alike. Instead of surgery, ``copy`` (``{"first" | "last": n, "freeze": bool}``:
+a fresh agent of the new setting, the one ``scratch`` starts with, gets the old agent's first or last
+``n`` weighted layers, :func:`~keras_surgeon_rl.transfer.copy_layers`) and ``distill`` (``{"temperature":
+0.1 | [0.1, …, 0.5], "states": N, "epochs": E, "epsilon": ε}``: the same fresh agent is distilled from
+the old one, :func:`~keras_surgeon_rl.transfer.distill`, on N states of the old agent acting ε-greedily
+in the new setting; it sees the new observation, the old agent its own features by ID, the spec's
+``inputs``, and the loss covers the actions both have, by ID). Such arms start with an empty replay
+memory, like ``scratch``.
 
 Phase 1 (:func:`prepare`) trains the old agent once per seed and saves it with its replay memory
 and its optimizer's state (:func:`keras_surgeon_rl.rl.persist.save_agent`); the ``old`` arm and
@@ -71,8 +87,9 @@ from keras_surgeon_rl.rl.evaluate import (EVAL_SEED_BASE, GreedyEvaluation, eval
                                           random_returns)
 from keras_surgeon_rl.rl.optimizer_state import optimizer_state
 from keras_surgeon_rl.rl.persist import load_agent, save_agent
-from keras_surgeon_rl.transfer.layers import freeze
-from keras_surgeon_rl.transfer.rl_callbacks import ThawAfter, recompile_agent
+from keras_surgeon_rl.transfer import add_noise, copy_layers, distill, reset_layer
+from keras_surgeon_rl.transfer.layers import freeze, freeze_all_but_final
+from keras_surgeon_rl.transfer.rl_callbacks import AgentFreezeThawCallback, ThawAfter, recompile_agent
 
 #: keras-rl2's example settings (dqn_cartpole.py), used unless an experiment overrides them.
 AGENT_DEFAULTS = {"policy": "boltzmann", "eps": 0.1, "warmup": 100, "memory": 50_000, "gamma": 0.99,
@@ -218,6 +235,10 @@ def _arm_agents(arm: str, exp: dict, seed: int, old_steps: int, cache: str, need
     if arm == "scratch":
         agent = new_agent(exp, exp["new"], "scratch")
         return agent, exp["new"], load_agent(path, memory=False) if need_old else None
+    if fresh_start(exp, arm):  # scratch's first agent, then initialized from the old one
+        agent = new_agent(exp, exp["new"], arm)
+        old = load_agent(path, memory=False)
+        return initialize_fresh(agent, old, arm, exp, seed), exp["new"], old
     carry = arm_options(exp, arm).get("optimizer_state") == "carry"
     old = load_agent(path, memory=True, optimizer_state=carry)  # Adam's state: only for arms that carry it
     if arm == "old":
@@ -250,16 +271,130 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
     if "optimizer_state" in options:
         kwargs["optimizer_state"] = options["optimizer_state"]
     agent = resume_dqn(old, arm_spec(exp, arm), **kwargs)
-    if "freeze" in options:  # thawed by ThawAfter during phase 2
-        freeze(agent.model, options["freeze"]["layers"])
-        recompile_agent(agent)
     rng = np.random.default_rng(seed)
     for layer, std in options.get("noise", {}).items():  # e.g. an inserted layer "near identity"
         weights = agent.model.get_layer(layer).get_weights()
         weights[0] = weights[0] + rng.normal(0.0, std, weights[0].shape).astype(weights[0].dtype)
         for model in (agent.model, agent.target_model):
             model.get_layer(layer).set_weights(weights)
+    for layer in options.get("reset", []):  # the layer forgets: online and target start from the same draw
+        reset_layer(agent.model, layer, seed=seed)
+        agent.target_model.get_layer(agent.model.get_layer(layer).name).set_weights(
+            agent.model.get_layer(layer).get_weights())
+    if "perturb" in options:
+        _perturb(agent, options["perturb"], seed)
+    _freeze(agent, options)
     return agent
+
+
+def fresh_start(exp: dict, arm: str) -> bool:
+    """Whether an arm starts from a fresh agent of the new setting (``copy``, ``distill``) instead of surgery."""
+    options = arm_options(exp, arm)
+    return "copy" in options or "distill" in options
+
+
+def initialize_fresh(agent: DQNAgent, old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
+    """A fresh agent's network after the arm's ``copy`` or ``distill`` from the old one (target synced)."""
+    options = arm_options(exp, arm)
+    if "copy" in options:
+        copy = options["copy"]
+        copy_layers(old.model, agent.model, first=copy.get("first"), last=copy.get("last"))
+    if "distill" in options:
+        _distill(agent, old, exp, options["distill"], seed)
+    agent.target_model.set_weights(agent.model.get_weights())
+    if options.get("copy", {}).get("freeze"):
+        n = options["copy"].get("first") or options["copy"].get("last")
+        layers = [layer for layer in agent.model.layers if layer.weights]
+        freeze(agent.model, layers[:n] if "first" in options["copy"] else layers[-n:])
+        recompile_agent(agent)
+    _freeze(agent, options)
+    return agent
+
+
+def _freeze(agent: DQNAgent, options: dict) -> None:
+    """``options["freeze"]``: freeze the layers (thawed later by :class:`ThawAfter`, if ``steps``)."""
+    if "freeze" not in options:
+        return
+    layers = options["freeze"]["layers"]
+    if layers == "all_but_final":
+        if options["freeze"].get("steps"):
+            raise ValueError('freeze "all_but_final" is for good ("steps": None); thaw with "thaw_schedule"')
+        freeze_all_but_final(agent.model)
+    else:
+        freeze(agent.model, layers)
+    recompile_agent(agent)
+
+
+def _perturb(agent: DQNAgent, perturb: dict, seed: int) -> None:
+    """:func:`add_noise` on the online network; the target network gets the same noise."""
+    n_weighted = sum(1 for layer in agent.model.layers if layer.weights)
+    before = agent.model.get_weights()
+    add_noise(agent.model, last_n=perturb.get("last_n", n_weighted), alpha=perturb["alpha"], seed=seed)
+    delta = [a - b for a, b in zip(agent.model.get_weights(), before)]
+    agent.target_model.set_weights([w + d for w, d in zip(agent.target_model.get_weights(), delta)])
+
+
+def _old_view(exp: dict) -> tuple[Optional[list[int]], list[int]]:
+    """How the old agent sees a state of the new setting, and where its actions go in the new one.
+
+    Returns:
+        ``(columns, actions)``: for each old input feature (or channel, the last axis) its index in
+        the new observation, ``-1`` where the new one has no feature of that ID (the old agent sees
+        zeros there), ``None`` when both see the same; and for each old action its index in the new
+        action list. IDs are the spec's ``inputs``/``outputs`` lists where it gives them, else the
+        settings' ``features``/``actions``.
+    """
+    spec = next(iter(exp["specs"].values()), {}) if exp.get("specs") else {}
+    inputs, outputs = spec.get("inputs", {}), spec.get("outputs", {})
+    old_in = inputs.get("old", exp["old"].get("features"))
+    new_in = inputs.get("new", exp["new"].get("features"))
+    columns = None
+    if old_in is not None and new_in is not None and list(old_in) != list(new_in):
+        columns = [list(new_in).index(f) if f in new_in else -1 for f in old_in]
+    old_act = outputs.get("old", exp["old"].get("actions"))
+    new_act = outputs.get("new", exp["new"].get("actions"))
+    if old_act is None or new_act is None:
+        return columns, list(range(_n_actions(exp, exp["old"])))
+    missing = [a for a in old_act if a not in new_act]
+    if missing:
+        raise ValueError(f"distill: the old actions {missing} are not in the new setting's {list(new_act)}")
+    return columns, [list(new_act).index(a) for a in old_act]
+
+
+def _n_actions(exp: dict, setting: dict) -> int:
+    probe = env_for(exp, setting, seed=None)
+    n = int(probe.action_space.n)
+    probe.close()
+    return n
+
+
+def _as_old_input(states: np.ndarray, columns: Optional[list[int]]) -> np.ndarray:
+    if columns is None:
+        return states
+    padded = np.concatenate([states, np.zeros(states.shape[:-1] + (1,), states.dtype)], axis=-1)
+    return padded[..., columns]  # index -1: the zero column
+
+
+def _distill(student: DQNAgent, teacher: DQNAgent, exp: dict, settings: dict, seed: int) -> None:
+    """Policy distillation of ``teacher`` (the old agent) into ``student``, on states of the new setting."""
+    columns, actions = _old_view(exp)
+    env = env_for(exp, exp["new"], seed=20_000 + seed)
+    rng = np.random.default_rng(seed)
+    epsilon, states = settings.get("epsilon", 0.05), []
+    observation = np.asarray(env.reset(), dtype=np.float32)
+    while len(states) < settings["states"]:
+        states.append(observation)
+        q = teacher.model.predict_on_batch(_as_old_input(observation[None, None], columns))[0]
+        old_action = int(rng.integers(len(q))) if rng.random() < epsilon else int(np.argmax(q))
+        observation, _reward, done, _info = env.step(actions[old_action])
+        observation = np.asarray(env.reset() if done else observation, dtype=np.float32)
+    env.close()
+    x = np.stack(states)[:, None]  # keras-rl2's window of 1
+    n_new = _n_actions(exp, exp["new"])
+    history = distill(teacher.model, student.model, x, teacher_states=_as_old_input(x, columns),
+                      temperature=settings.get("temperature", 0.1), epochs=settings.get("epochs", 10),
+                      teacher_actions=actions, student_actions=list(range(n_new)))
+    student.distilled = {"states": len(x), "agreement": history.agreement[-1], "loss": history.loss[-1]}
 
 
 def evaluation_settings(every: int, episodes: int = 10, seed_base: int = EVAL_SEED_BASE) -> Optional[dict]:
@@ -309,13 +444,17 @@ def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[i
         before = greedy(old, exp, exp["old"], seeds)
         after = before if arm == "old" else greedy(agent, exp, setting, seeds)
         callbacks = [GreedyEvaluation(lambda: env_for(exp, setting, seed=None), seeds, every=evaluation["every"])]
-    frozen = arm_options(exp, arm).get("freeze") if arm not in ("old", "scratch") else None
-    if frozen:
-        callbacks.append(ThawAfter(frozen["layers"], frozen["steps"]))
+    options = arm_options(exp, arm) if arm not in ("old", "scratch") else {}
+    if options.get("freeze", {}).get("steps"):
+        callbacks.append(ThawAfter(options["freeze"]["layers"], options["freeze"]["steps"]))
+    if "thaw_schedule" in options:
+        callbacks.append(AgentFreezeThawCallback(tl_end=options["thaw_schedule"]["tl_end"], total_steps=steps))
     records = fit(agent, env, total, callbacks=callbacks)
     out["records"] = [r for r in records if r["step"] <= steps]
     if arm == "scratch":
         out["equal_samples"] = {"steps": total, "records": [r for r in records if r["step"] > steps]}
+    if hasattr(agent, "distilled"):
+        out["distilled"] = agent.distilled
     if evaluation is not None:
         out["greedy"] = {"before": before, "after": after, "curve": [{"step": 0, **after}] + callbacks[0].results}
     return out
@@ -325,8 +464,12 @@ def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[i
 # The command line every RL experiment script shares
 def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Optional[Sequence[str]],
          steps: int, runs: int, at: Sequence[int], title: str, smooth: int = 10,
-         old_steps: Optional[int] = None, eval_every: int = 500) -> dict:
+         old_steps: Optional[int] = None, eval_every: int = 500, transfer_arms: Sequence[str] = ()) -> dict:
     """Parse the options, run every arm, print the tables, draw the plots; returns the JSON and PNG paths.
+
+    ``transfer_arms``: the transfer-method arms of the task (:mod:`examples.experiments.transfer`),
+    run with ``--transfer`` (together with ``old``, ``preserve``, ``original`` and ``scratch``, the
+    comparison's yardsticks) or when ``--arms`` names them.
 
     ``--old-steps`` (default: ``old_steps``, else ``--steps``) sets phase 1; ``--steps`` is phase 2;
     ``--eval-every`` defaults to ``eval_every``.
@@ -334,9 +477,13 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
     """
     import sys
 
-    from examples.experiments import runner
+    from examples.experiments import runner, transfer
 
-    parser = runner.arg_parser(doc, arms, steps=steps, runs=runs, experiment=experiment)
+    parser = runner.arg_parser(doc, arms, steps=steps, runs=runs, experiment=experiment, more_arms=transfer_arms)
+    if transfer_arms:
+        parser.add_argument("--transfer", action="store_true",
+                            help="run the transfer methods' arms (docs/transfer.md) and their yardsticks: "
+                                 f"{', '.join(transfer.BASE_ARMS + list(transfer_arms))}")
     parser.add_argument("--old-steps", type=int, default=old_steps,
                         help=f"phase-1 training steps of the old agent (default: {old_steps or '--steps'})")
     parser.add_argument("--eval-every", type=int, default=eval_every, metavar="N",
@@ -345,6 +492,8 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
     parser.add_argument("--eval-episodes", type=int, default=10, metavar="K",
                         help="episodes per greedy evaluation, from K fixed seeded resets (default 10)")
     args = parser.parse_args(argv)
+    if getattr(args, "transfer", False):
+        args.arms = [a for a in transfer.BASE_ARMS if a in arms] + list(transfer_arms)
     old_steps = args.old_steps or args.steps
     evaluation = evaluation_settings(args.eval_every, args.eval_episodes)
     cache = str(args.out / experiment / "old_agents")  # shared by every --name; keyed by settings

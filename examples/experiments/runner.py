@@ -71,12 +71,13 @@ from keras_surgeon_rl.quiet import quiet_tensorflow  # noqa: E402,F401  (re-expo
 # ---------------------------------------------------------------------------------------------
 # Command line shared by the experiment scripts
 def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2, jobs: int = 2,
-               experiment: Optional[str] = None) -> argparse.ArgumentParser:
+               experiment: Optional[str] = None, more_arms: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The options every experiment script takes; a script adds its own to the returned parser.
 
     Args:
         description: the script's help text (its docstring).
-        arms: all arms the script knows; ``--arms`` picks a subset.
+        arms: the arms the script runs by default; ``--arms`` picks a subset.
+        more_arms: arms ``--arms`` may also name, run only when named (e.g. the transfer methods).
         steps: default ``--steps`` (environment steps, or training batches).
         runs: default ``--runs`` per arm.
         jobs: default ``--jobs``.
@@ -84,8 +85,10 @@ def arg_parser(description: str, arms: Sequence[str], steps: int, runs: int = 2,
     """
     p = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(default_jobs=jobs)
-    p.add_argument("--arms", nargs="+", default=list(arms), choices=list(arms), metavar="ARM",
-                   help=f"arms to run (default: all of {', '.join(arms)})")
+    more = [a for a in more_arms if a not in arms]
+    p.add_argument("--arms", nargs="+", default=list(arms), choices=list(arms) + more, metavar="ARM",
+                   help=f"arms to run (default: all of {', '.join(arms)})"
+                        + (f"; also {', '.join(more)}" if more else ""))
     p.add_argument("--runs", type=int, default=runs, help=f"runs per arm (default {runs})")
     p.add_argument("--steps", type=int, default=steps, help=f"training steps per run (default {steps})")
     p.add_argument("--seed", type=int, default=0, help="seed of the first run; run r uses seed + r (default 0)")
@@ -214,8 +217,12 @@ def run(experiment: str, run_one: RunOne, arms: Sequence[str], runs: int, steps:
     log = None if ray else folder / "workers.log"  # Ray's workers log to Ray's session folder
     with (_ray_executor(ray, max(1, jobs)) if ray else _executor(jobs, fresh_process, log)) as pool:
         if prepare is not None:
-            calls = {s: (prepare, s) for s in seeds if str(s) not in results["prepared"]}
+            # every seed with runs to do, also one prepared before: what prepare caches (an old agent) may be
+            # gone, and if it comes out different, new runs would not pair with the saved ones
+            pending = {s for _, s in tasks}
+            calls = {s: (prepare, s) for s in seeds if str(s) not in results["prepared"] or s in pending}
             for s, info in _gather(pool, calls, "prepare", progress, log):
+                _check_prepared(results["prepared"].get(str(s)), info, s, path)
                 results["prepared"][str(s)] = info
             _save(results, path)
         calls = {(arm, s): (_timed, run_one, arm, s, steps) for arm, s in tasks}
@@ -283,6 +290,25 @@ def _carry_over(saved: dict, results: dict, path: Path) -> None:
     results["prepared"] = {k: v for k, v in saved.get("prepared", {}).items() if int(k) in seeds}
     results["created"] = saved.get("created", results["created"])
     results["resumed"] = saved.get("resumed", []) + [_dt.datetime.now().isoformat(timespec="seconds")]
+
+
+#: Keys of ``prepare``'s info that may differ between two preparations of the same seed (where a cache sits,
+#: whether it was reused); every other key must come out the same when a resumed experiment prepares a seed again.
+VOLATILE_PREPARED = frozenset({"cached", "path"})
+
+
+def _check_prepared(saved: Optional[dict], info: Any, seed: int, path: Path) -> None:
+    """Refuse to add runs to a seed whose preparation (e.g. the old agent's training) came out different now."""
+    if not isinstance(saved, dict) or not isinstance(info, dict):
+        return
+    was = {k: v for k, v in saved.items() if k not in VOLATILE_PREPARED}
+    now = {k: v for k, v in _jsonable(info).items() if k not in VOLATILE_PREPARED}
+    if was != now:
+        keys = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        raise RuntimeError(
+            f"cannot resume {path}: seed {seed} prepared again gives a different {', '.join(keys)} than the saved runs "
+            "started from (another machine kind or code version trains a different old agent), so new runs of this "
+            "seed would not pair with the saved ones. Run these seeds under another --name, or other --seed values.")
 
 
 def _timed(run_one: RunOne, arm: str, seed: int, steps: int) -> tuple[list | dict, float]:

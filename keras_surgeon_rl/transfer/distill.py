@@ -282,6 +282,7 @@ def distill(
     optimizer: Any = None,
     learning_rate: float = 1e-3,
     validation_states: Any = None,
+    teacher_states: Any = None,
 ) -> DistillHistory:
     """Train ``student`` to match ``teacher``'s policy on ``states`` (policy distillation).
 
@@ -309,13 +310,16 @@ def distill(
             the legacy Adam, which also runs in graph mode).
         learning_rate: learning rate of the default optimizer.
         validation_states: optional held-out states to measure agreement on after each epoch.
+        teacher_states: the same states as the teacher sees them, one per state of ``states``, when
+            its inputs differ from the student's (e.g. a teacher trained without some observation
+            features, or on other channels); default ``states``.
 
     Returns:
         A :class:`DistillHistory`.
 
     Raises:
-        ValueError: bad temperatures or epochs, states that fit neither network, or action IDs that
-            do not match the networks' outputs.
+        ValueError: bad temperatures or epochs, states that fit neither network, ``teacher_states``
+            of another length than ``states``, or action IDs that do not match the networks' outputs.
 
     Example:
         >>> history = distill(teacher, student, states, temperature=0.1, epochs=20)  # doctest: +SKIP
@@ -328,7 +332,16 @@ def distill(
     if epochs < 1:
         raise ValueError(f"Expected epochs >= 1 (passes per temperature), got {epochs}.")
     x = _states_array(states)
-    q_all = _flavour.predict(teacher, _as_input(teacher, x))
+    x_teacher = x if teacher_states is None else _states_array(teacher_states)
+    if teacher_states is not None and validation_states is not None:
+        raise ValueError("validation_states cannot be combined with teacher_states (the teacher would need its own "
+                         "view of them too); measure agreement afterwards with greedy_agreement instead.")
+    if len(x_teacher) != len(x):
+        raise ValueError(
+            f"teacher_states holds {len(x_teacher)} states but states holds {len(x)}; give the teacher's view "
+            "of each student state, in the same order."
+        )
+    q_all = _flavour.predict(teacher, _as_input(teacher, x_teacher))
     x_student = _as_input(student, x)
     n_student = _flavour.predict(student, x_student[:1]).shape[-1]
     t_cols, s_cols = _match_actions(q_all.shape[-1], n_student, teacher_actions, student_actions)
