@@ -102,27 +102,41 @@ def agent_settings(exp: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Network, agent, environment
-def q_network(n_inputs: int, hidden: Sequence[int], n_actions: int, name: str):
-    """Flatten(window 1) → Dense(relu) × len(hidden) → Dense(n_actions, linear); layers h1, h2, …, q."""
-    layers = [tf_keras.layers.Flatten(input_shape=(1, n_inputs), name="flat")]
+def q_network(obs_shape: int | Sequence[int], hidden: Sequence[int], n_actions: int, name: str, conv: Sequence[int] = ()):
+    """Flatten(window 1) → Dense(relu) × len(hidden) → Dense(n_actions, linear); layers h1, h2, …, q.
+
+    With ``conv`` (image observations, channels last, e.g. MinAtar's 10×10×C): the window's one frame
+    → Conv2D(f, 3×3, stride 1, relu) per entry of ``conv`` (layers c1, c2, …) → Flatten → the Dense
+    layers, as in the MinAtar paper's DQN (one conv of 16 filters, Dense 128).
+    """
+    obs_shape = (int(obs_shape),) if np.isscalar(obs_shape) else tuple(int(d) for d in obs_shape)
+    if conv:
+        layers = [tf_keras.layers.Reshape(obs_shape, input_shape=(1,) + obs_shape, name="frame")]
+        layers += [tf_keras.layers.Conv2D(f, 3, activation="relu", name=f"c{i + 1}") for i, f in enumerate(conv)]
+        layers += [tf_keras.layers.Flatten(name="flat")]
+    else:
+        layers = [tf_keras.layers.Flatten(input_shape=(1,) + obs_shape, name="flat")]
     layers += [tf_keras.layers.Dense(n, activation="relu", name=f"h{i + 1}") for i, n in enumerate(hidden)]
     layers += [tf_keras.layers.Dense(n_actions, activation="linear", name="q")]
     return tf_keras.Sequential(layers, name=name)
 
 
 def env_for(exp: dict, setting: dict, seed: int):
-    """The environment of a setting (``exp["old"]`` or ``exp["new"]``), seeded."""
-    return make_env(exp["env"], seed=seed, features=setting.get("features"), actions=setting.get("actions"))
+    """The environment of a setting (``exp["old"]`` or ``exp["new"]``), seeded: the setting's ``env``
+    (another game, for transfer across games), else the experiment's."""
+    return make_env(setting.get("env", exp["env"]), seed=seed, features=setting.get("features"),
+                    actions=setting.get("actions"))
 
 
 def new_agent(exp: dict, setting: dict, name: str) -> DQNAgent:
     """A fresh, compiled DQNAgent for a setting, with random weights from the current seed."""
     a = agent_settings(exp)
     probe = env_for(exp, setting, seed=None)
-    n_in, n_act = probe.observation_space.shape[0], int(probe.action_space.n)
+    obs_shape, n_act = probe.observation_space.shape, int(probe.action_space.n)
     probe.close()
     policy = BoltzmannQPolicy() if a["policy"] == "boltzmann" else EpsGreedyQPolicy(eps=a["eps"])
-    agent = DQNAgent(model=q_network(n_in, setting["hidden"], n_act, name), nb_actions=n_act,
+    network = q_network(obs_shape, setting["hidden"], n_act, name, conv=setting.get("conv", ()))
+    agent = DQNAgent(model=network, nb_actions=n_act,
                      memory=SequentialMemory(limit=a["memory"], window_length=1), policy=policy,
                      nb_steps_warmup=a["warmup"], gamma=a["gamma"], batch_size=a["batch_size"],
                      target_model_update=a["target_model_update"])
@@ -341,10 +355,11 @@ def _old_view(exp: dict) -> tuple[Optional[list[int]], list[int]]:
         ``(columns, actions)``: for each old input feature (or channel, the last axis) its index in
         the new observation, ``-1`` where the new one has no feature of that ID (the old agent sees
         zeros there), ``None`` when both see the same; and for each old action its index in the new
-        action list. IDs are the spec's ``inputs``/``outputs`` lists where it gives them, else the
-        settings' ``features``/``actions``.
+        action list. IDs are the ``preserve`` spec's ``inputs``/``outputs`` lists where it gives them
+        (e.g. channels of two games matched by role), else the settings' ``features``/``actions``.
     """
-    spec = next(iter(exp["specs"].values()), {}) if exp.get("specs") else {}
+    specs = exp.get("specs", {})
+    spec = specs.get("preserve") or next(iter(specs.values()), {})
     inputs, outputs = spec.get("inputs", {}), spec.get("outputs", {})
     old_in = inputs.get("old", exp["old"].get("features"))
     new_in = inputs.get("new", exp["new"].get("features"))

@@ -59,6 +59,26 @@ LUNARLANDER_ACTIONS = ["noop", "left", "main", "right"]
 #: velocity. Its one continuous action is the torque.
 PENDULUM_FEATURES = ["cos_theta", "sin_theta", "theta_dot"]
 
+#: Actions of every MinAtar game (``MinAtar/<Game>-v0``, the full action set), by name.
+MINATAR_ACTIONS = ["noop", "left", "up", "right", "down", "fire"]
+#: Input channels (the last observation axis) of the MinAtar games, MinAtar's own names, by game.
+MINATAR_CHANNELS = {
+    "Asterix": ["player", "enemy", "trail", "gold"],
+    "Breakout": ["paddle", "ball", "trail", "brick"],
+    "Freeway": ["chicken", "car", "speed1", "speed2", "speed3", "speed4", "speed5"],
+    "Seaquest": ["sub_front", "sub_back", "friendly_bullet", "trail", "enemy_bullet", "enemy_fish", "enemy_sub",
+                 "oxygen_guage", "diver_guage", "diver"],
+    "SpaceInvaders": ["cannon", "alien", "alien_left", "alien_right", "friendly_bullet", "enemy_bullet"],
+}
+#: The minimal action set of each MinAtar game (``MinAtar/<Game>-v1``), by name.
+MINATAR_MINIMAL_ACTIONS = {
+    "Asterix": ["noop", "left", "up", "right", "down"],
+    "Breakout": ["noop", "left", "right"],
+    "Freeway": ["noop", "up", "down"],
+    "Seaquest": MINATAR_ACTIONS,
+    "SpaceInvaders": ["noop", "left", "right", "fire"],
+}
+
 # Feature and action IDs of the environments make_env knows, by gymnasium id.
 _KNOWN_ENVS: dict[str, tuple[list[str], list[str] | None]] = {
     "CartPole-v0": (CARTPOLE_FEATURES, CARTPOLE_ACTIONS),
@@ -69,7 +89,23 @@ _KNOWN_ENVS: dict[str, tuple[list[str], list[str] | None]] = {
     "LunarLanderContinuous-v2": (LUNARLANDER_FEATURES, None),
     "LunarLanderContinuous-v3": (LUNARLANDER_FEATURES, None),
     "Pendulum-v1": (PENDULUM_FEATURES, None),
+    # MinAtar (``pip install minatar``): channels as features, by name; -v1 is the minimal action set
+    **{f"MinAtar/{game}-v0": (channels, MINATAR_ACTIONS) for game, channels in MINATAR_CHANNELS.items()},
+    **{f"MinAtar/{game}-v1": (channels, MINATAR_MINIMAL_ACTIONS[game]) for game, channels in MINATAR_CHANNELS.items()},
 }
+
+
+def _register_minatar() -> None:
+    """Register MinAtar's gymnasium ids (``MinAtar/Breakout-v0``, ...), once; they exist only after this."""
+    import gymnasium
+
+    if "MinAtar/Breakout-v0" in gymnasium.registry:
+        return
+    try:
+        from minatar.gym import register_envs
+    except ImportError as err:
+        raise ImportError("MinAtar environments need the minatar package: pip install minatar") from err
+    register_envs()  # logs a warning when seaborn (used only for rendering) is missing
 
 
 class GymnasiumAdapter:
@@ -255,14 +291,15 @@ class ObservationSubset(_Wrapper):
     """Expose only some observation features of an environment, chosen by ID.
 
     The wrapped environment keeps running on its full state; the agent sees only the kept features,
-    in the order of ``keep``.
+    in the order of ``keep``. Features are the entries of a vector observation, or the channels (the
+    last axis) of an image one, such as MinAtar's.
 
     Args:
         env: an environment with keras-rl2's (old gym) API, such as a :class:`GymnasiumAdapter` or
-            another subset wrapper, and a 1-D ``Box`` observation space. A gymnasium environment or
+            another subset wrapper, and a ``Box`` observation space. A gymnasium environment or
             id is wrapped in a :class:`GymnasiumAdapter` first.
-        feature_ids: IDs of all features of the environment's observation vector, in its order, for
-            instance :data:`CARTPOLE_FEATURES`.
+        feature_ids: IDs of all features of the environment's observation (its last axis), in order,
+            for instance :data:`CARTPOLE_FEATURES` or ``MINATAR_CHANNELS["Breakout"]``.
         keep: the IDs to expose, in the order the agent sees them.
 
     Attributes:
@@ -288,20 +325,21 @@ class ObservationSubset(_Wrapper):
         super().__init__(env)
         space = self.env.observation_space
         shape = getattr(space, "shape", None)
-        if not (hasattr(space, "low") and hasattr(space, "high") and shape is not None and len(shape) == 1):
-            raise ValueError(f"ObservationSubset needs a 1-D Box observation space, got {space}")
+        if not (hasattr(space, "low") and hasattr(space, "high") and shape):
+            raise ValueError(f"ObservationSubset needs a Box observation space, got {space}")
         feature_ids = list(feature_ids)
-        if len(feature_ids) != shape[0]:
+        if len(feature_ids) != shape[-1]:
             raise ValueError(
-                f"{len(feature_ids)} feature IDs {feature_ids} for an observation of {shape[0]} features"
+                f"{len(feature_ids)} feature IDs {feature_ids} for an observation of {shape[-1]} features "
+                f"(its last axis, shape {shape})"
             )
         self.indices = _select("feature", feature_ids, keep)
         self.all_feature_ids = feature_ids
         self.feature_ids = list(keep)
         import gymnasium
 
-        low = np.asarray(space.low)[self.indices]
-        high = np.asarray(space.high)[self.indices]
+        low = np.asarray(space.low)[..., self.indices]
+        high = np.asarray(space.high)[..., self.indices]
         self.observation_space = gymnasium.spaces.Box(low=low, high=high, dtype=space.dtype)
         self._index = np.asarray(self.indices, dtype=np.intp)
         logger.debug("observation subset %s of %s", self.feature_ids, feature_ids)
@@ -313,7 +351,7 @@ class ObservationSubset(_Wrapper):
                 "ObservationSubset got a tuple observation: the wrapped environment seems to follow the "
                 "gymnasium API (reset() -> (observation, info)); wrap it in GymnasiumAdapter first."
             )
-        return np.asarray(observation)[self._index]
+        return np.asarray(observation)[..., self._index]
 
     def reset(self, **kwargs):
         """Start an episode; returns the kept features of the first observation."""
@@ -443,6 +481,8 @@ def make_env(
     if isinstance(env_id, str):
         import gymnasium
 
+        if env_id.startswith("MinAtar/"):
+            _register_minatar()
         name = env_id
         gym_env = gymnasium.make(env_id, **make_kwargs)
     else:
