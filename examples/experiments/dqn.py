@@ -204,7 +204,11 @@ def fit(agent: DQNAgent, env, steps: int, callbacks: Sequence = ()) -> list[dict
 # Phase 1: the old agent, once per seed
 def old_agent_dir(exp: dict, seed: int, old_steps: int, cache: str) -> Path:
     """The cached old agent of ``seed``; the name hashes everything that shapes it."""
-    key = {"env": exp["env"], "old": exp["old"], "agent": agent_settings(exp), "old_steps": old_steps, "memory": True}
+    # the old setting's own environment, if it has one (another game): old agents of the same game and
+    # setting are shared by experiments that read the same cache (``main(old_agents_of=...)``)
+    setting = {k: v for k, v in exp["old"].items() if k != "env"}
+    key = {"env": exp["old"].get("env", exp["env"]), "old": setting, "agent": agent_settings(exp),
+           "old_steps": old_steps, "memory": True}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return Path(cache) / f"old_seed{seed}_{digest}"
 
@@ -279,7 +283,7 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
     kwargs = dict(options.get("settings", {}))
     # explicit, so that the rows stay what was measured whatever resume_dqn's default: phase 1's replay
     # memory is carried wherever the observations keep their shape (``options`` may say "fresh")
-    kwargs["memory"] = options.get("memory", "carry" if exp["old"]["features"] == exp["new"]["features"] else "fresh")
+    kwargs["memory"] = options.get("memory", "carry" if same_observations(exp) else "fresh")
     if "lr" in options:
         kwargs["optimizer"] = tf_keras.optimizers.legacy.Adam(learning_rate=options["lr"])
     if "optimizer_state" in options:
@@ -291,14 +295,20 @@ def resume_arm(old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
         weights[0] = weights[0] + rng.normal(0.0, std, weights[0].shape).astype(weights[0].dtype)
         for model in (agent.model, agent.target_model):
             model.get_layer(layer).set_weights(weights)
-    for layer in options.get("reset", []):  # the layer forgets: online and target start from the same draw
-        reset_layer(agent.model, layer, seed=seed)
+    for k, layer in enumerate(options.get("reset", [])):  # forgets: online and target start from the same draw
+        reset_layer(agent.model, layer, seed=seed + 1000 * k)
         agent.target_model.get_layer(agent.model.get_layer(layer).name).set_weights(
             agent.model.get_layer(layer).get_weights())
     if "perturb" in options:
         _perturb(agent, options["perturb"], seed)
     _freeze(agent, options)
     return agent
+
+
+def same_observations(exp: dict) -> bool:
+    """Whether the old and the new setting observe the same (same environment, same features)."""
+    old_env, new_env = exp["old"].get("env", exp["env"]), exp["new"].get("env", exp["env"])
+    return old_env == new_env and exp["old"]["features"] == exp["new"]["features"]
 
 
 def fresh_start(exp: dict, arm: str) -> bool:
@@ -479,12 +489,15 @@ def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[i
 # The command line every RL experiment script shares
 def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Optional[Sequence[str]],
          steps: int, runs: int, at: Sequence[int], title: str, smooth: int = 10,
-         old_steps: Optional[int] = None, eval_every: int = 500, transfer_arms: Sequence[str] = ()) -> dict:
+         old_steps: Optional[int] = None, eval_every: int = 500, transfer_arms: Sequence[str] = (),
+         old_agents_of: Optional[str] = None) -> dict:
     """Parse the options, run every arm, print the tables, draw the plots; returns the JSON and PNG paths.
 
     ``transfer_arms``: the transfer-method arms of the task (:mod:`examples.experiments.transfer`),
     run with ``--transfer`` (together with ``old``, ``preserve``, ``original`` and ``scratch``, the
-    comparison's yardsticks) or when ``--arms`` names them.
+    comparison's yardsticks) or when ``--arms`` names them. ``old_agents_of``: the experiment whose
+    cached old agents to use (``<out>/<it>/old_agents``; default this one's), for experiments that
+    start from the same old agents.
 
     ``--old-steps`` (default: ``old_steps``, else ``--steps``) sets phase 1; ``--steps`` is phase 2;
     ``--eval-every`` defaults to ``eval_every``.
@@ -511,7 +524,7 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
         args.arms = [a for a in transfer.BASE_ARMS if a in arms] + list(transfer_arms)
     old_steps = args.old_steps or args.steps
     evaluation = evaluation_settings(args.eval_every, args.eval_episodes)
-    cache = str(args.out / experiment / "old_agents")  # shared by every --name; keyed by settings
+    cache = str(args.out / (old_agents_of or experiment) / "old_agents")  # shared by every --name; keyed by settings
     print(f"{experiment}: arms {', '.join(args.arms)}; {args.runs} runs each (seeds {args.seed}–"
           f"{args.seed + args.runs - 1}); phase 1 {old_steps} steps (cached in {cache}), phase 2 {args.steps} "
           f"steps; jobs={args.jobs}")

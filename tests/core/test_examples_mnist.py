@@ -192,3 +192,37 @@ def test_a_gzipped_copy_of_the_results_reads_like_the_original(tmp_path):
     assert runner.load(copy) == runner.load(path)
     assert runner.summary(copy, [20]) == runner.summary(path, [20])
     assert runner.plot(copy, out=tmp_path / "toy.png").stat().st_size > 0
+
+
+def toy_prepare(seed: int, trained: dict, calls: list) -> dict:
+    """A stand-in phase 1: what it 'trains' is ``trained[seed]``; where it caches it changes from call to call."""
+    calls.append(seed)
+    return {"path": f"cache/{len(calls)}", "cached": len(calls) > 1, "phase1": trained.get(seed, [seed])}
+
+
+def test_resume_prepares_seeds_again_and_refuses_one_whose_preparation_came_out_different(tmp_path):
+    log, calls = [], []
+    run = partial(logged_run_one, log=log)
+    runner.run("toy", run, ["old"], runs=2, steps=50, jobs=0, out=tmp_path, progress=False,
+               prepare=partial(toy_prepare, trained={}, calls=calls))
+    path = tmp_path / "toy" / "results.json"
+
+    # a new arm: its seeds are prepared again (a cache may be gone); only path/cached differ, so it runs
+    calls.clear(), log.clear()
+    runner.run("toy", run, ["old", "transplant_preserve"], runs=2, steps=50, jobs=0, out=tmp_path, progress=False,
+               prepare=partial(toy_prepare, trained={}, calls=calls), resume=True)
+    assert sorted(calls) == [0, 1] and sorted(log) == [("transplant_preserve", 0), ("transplant_preserve", 1)]
+    saved = path.read_text()
+
+    # seed 1's old agent now comes out different (another machine kind): refused, nothing runs or is saved
+    calls.clear(), log.clear()
+    with pytest.raises(RuntimeError, match=r"seed 1 prepared again gives a different phase1"):
+        runner.run("toy", run, ["old", "transplant_preserve", "scratch"], runs=2, steps=50, jobs=0, out=tmp_path,
+                   progress=False, prepare=partial(toy_prepare, trained={1: ["other"]}, calls=calls), resume=True)
+    assert log == [] and json.loads(path.read_text())["prepared"] == json.loads(saved)["prepared"]
+
+    # seeds with nothing left to run are not prepared again
+    calls.clear()
+    runner.run("toy", run, ["old", "transplant_preserve"], runs=2, steps=50, jobs=0, out=tmp_path, progress=False,
+               prepare=partial(toy_prepare, trained={1: ["other"]}, calls=calls), resume=True)
+    assert calls == [] and log == []
