@@ -13,7 +13,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 # `make experiments RAY_ADDRESS=host:port` runs the experiments on that Ray cluster (README, "Ray").
 export RAY_ADDRESS
 
-.PHONY: demo test test-core test-rl test-backends test-repeat lock bench experiments docs-data clean
+.PHONY: demo test test-core test-rl test-backends test-repeat lock bench experiments transfer docs-data clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,20 @@ experiments: $(STAMP)
 	$(PY) examples/pendulum_ddpg.py --resume
 	$(PY) examples/pendulum_ddpg.py --steps 20000 --arms preserve --name pendulum_ddpg_20000 --resume
 
+# The transfer methods side by side (docs/transfer.md): each task's method arms with its yardsticks (old,
+# preserve, original, scratch), TRANSFER_RUNS seeds (MinAtar: MINATAR_RUNS). Acrobot's were added to the
+# retention experiment's seeds 10-19 (its old agents); the other tasks run every arm under <task>_transfer.
+# Then `make docs-data` and `.venv/bin/python examples/transfer_report.py` for the tables and plots.
+TRANSFER_RUNS ?= 10
+MINATAR_RUNS ?= 5
+TRANSFER := cartpole_observations cartpole_wider cartpole_deeper lunarlander_actions
+MINATAR := minatar_actions minatar_cross_game
+transfer: $(STAMP)
+	$(PY) examples/acrobot_actions.py --transfer --seed 10 --runs $(TRANSFER_RUNS) --resume
+	for n in $(TRANSFER); do $(PY) examples/$$n.py --transfer --runs $(TRANSFER_RUNS) --name $${n}_transfer \
+	    --resume || exit 1; done
+	for n in $(MINATAR); do $(PY) examples/$$n.py --transfer --runs $(MINATAR_RUNS) --resume || exit 1; done
+
 docs-data:
 	mkdir -p docs/data/retention
 	for n in $(MNIST); do test ! -f results/$$n/results.json || gzip -9 -n -c results/$$n/results.json > docs/data/$$n.json.gz; done
@@ -86,6 +100,9 @@ docs-data:
 	    gzip -9 -n -c results/$$n/results.json > docs/data/retention/$$n.json.gz; done
 	mkdir -p docs/data/ddpg
 	for n in $(DDPG); do test ! -f results/$$n/results.json || gzip -9 -n -c results/$$n/results.json > docs/data/ddpg/$$n.json.gz; done
+	mkdir -p docs/data/transfer
+	for n in $(TRANSFER:%=%_transfer) minatar_breakout_actions minatar_breakout_to_space_invaders; do \
+	    test ! -f results/$$n/results.json || gzip -9 -n -c results/$$n/results.json > docs/data/transfer/$$n.json.gz; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis results

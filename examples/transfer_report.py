@@ -167,6 +167,46 @@ def forest(res: dict, title: str, out: Path) -> Path:
     return out
 
 
+def curves(res: dict, title: str, out: Path, arms: Sequence[str]) -> Path:
+    """The greedy curves (seed mean, 95 % CI band) of some arms, on the comparison's seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from examples.experiments.runner import band_of
+
+    until = greedy.phase2_steps(res)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    for arm in arms:
+        runs = greedy.greedy_runs(res, arm)
+        if not runs:
+            continue
+        steps, values = greedy.curve_matrix(runs, until)
+        lo, hi = band_of(values, "ci")
+        line, = ax.plot(steps, values.mean(axis=0), lw=1.5, marker=".", label=f"{arm} (n={len(runs)})")
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.12, lw=0)
+    ax.axhline(greedy.random_mean(res), color="k", lw=0.8, ls=":", label="random play")
+    ax.set_xlabel(f"phase-2 training steps (after {res['config']['old_steps']:,} steps of phase 1)")
+    ax.set_ylabel(f"greedy return, mean of {res['config']['greedy_eval']['episodes']} fixed start states")
+    ax.set_title(f"{title}\nscratch, ours and the best and worst methods; mean over seeds, band 95 % CI", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def highlights(res: dict) -> list[str]:
+    """scratch, preserve, and the method arms with the highest and the lowest curve mean."""
+    methods = [(greedy.retention(res, a)["curve"][0], a) for a in res["arms"] if a not in YARDSTICKS
+               and greedy.greedy_runs(res, a)]
+    methods.sort()
+    picked = [a for a in ("scratch", "preserve") if a in res["arms"]]
+    return picked + [a for _, a in (methods[-1:] + methods[:1]) if a not in picked]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS), help="tasks (default: all found)")
@@ -185,9 +225,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             print(f"## {title}\n\n{err}\n")
             continue
         digits = 2 if task.startswith("minatar") else 1
-        png = forest(res, title, args.img / f"transfer_{task}.png")
-        link = png.relative_to(ROOT / "docs") if png.is_relative_to(ROOT / "docs") else png
-        print(f"## {title}\n\n{notes(res)}\n\n{table(res, threshold, digits)}\n\n![{title}]({link})\n")
+        pngs = [forest(res, title, args.img / f"transfer_{task}.png"),
+                curves(res, title, args.img / f"transfer_{task}_greedy.png", highlights(res))]
+        links = [png.relative_to(ROOT / "docs") if png.is_relative_to(ROOT / "docs") else png for png in pngs]
+        images = " ".join(f"![{title}]({link})" for link in links)
+        print(f"## {title}\n\n{notes(res)}\n\n{table(res, threshold, digits)}\n\n{images}\n")
 
 
 if __name__ == "__main__":

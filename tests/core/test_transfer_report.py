@@ -62,3 +62,10 @@ def test_the_table_has_one_row_per_arm_with_its_verdicts(tmp_path):
     assert "▼" in next(line for line in lines if line.startswith("| worse "))
     png = transfer_report.forest(res, "toy", tmp_path / "forest.png")
     assert png.stat().st_size > 1000
+
+
+def test_the_curves_plot_shows_scratch_ours_and_the_best_and_worst_method(tmp_path):
+    res = transfer_report.comparison(toy())
+    assert transfer_report.highlights(res) == ["scratch", "preserve", "better", "worse"]
+    png = transfer_report.curves(res, "toy", tmp_path / "curves.png", transfer_report.highlights(res))
+    assert png.stat().st_size > 1000

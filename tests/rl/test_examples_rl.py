@@ -1,4 +1,4 @@
-"""Smoke test of the five keras-rl2 experiment scripts: a few hundred steps per arm, every listed arm recorded.
+"""Smoke test of the keras-rl2 experiment scripts: a few hundred steps per arm, every listed arm recorded.
 
 All five run in one subprocess with ``--jobs 0`` (one TensorFlow start-up instead of one per run;
 keras-rl2 only, so sharing a process is allowed). Acrobot and LunarLander get 600 steps: an Acrobot
@@ -11,6 +11,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from examples import minatar_cross_game  # noqa: E402  (sets up keras-rl2, as conftest did already)
 
 EVERY = {"acrobot_actions": 1000, "lunarlander_actions": 1000}  # --eval-every defaults; else 500
 SCRIPTS = {  # script -> (--steps and --old-steps, arms)
@@ -63,3 +67,34 @@ def test_rl_experiment_scripts_write_every_arm_json_and_png(tmp_path):
         assert (folder / "plot.png").stat().st_size > 0, name
         assert list((folder / "old_agents").glob("old_seed0_*/agent.json")), name
         assert f"results: {folder / 'results.json'}" in proc.stdout
+
+
+MINATAR_DRIVER = """
+import sys
+sys.path.insert(0, {root!r})
+from keras_surgeon_rl.rl import tf_keras  # first: sets up keras-rl2
+from examples import minatar_actions, minatar_cross_game
+common = ["--steps", "300", "--old-steps", "300", "--runs", "1", "--jobs", "0", "--out", {out!r},
+          "--eval-every", "300", "--eval-episodes", "2"]
+minatar_actions.main(common + ["--arms", "old", "preserve", "scratch", "copy_first_2_freeze", "distill"])
+minatar_cross_game.main(common + ["--transfer"])
+"""
+
+
+def test_minatar_scripts_run_the_transfer_arms_across_games_from_the_same_old_agents(tmp_path):
+    code = MINATAR_DRIVER.format(root=str(ROOT), out=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    inside = json.loads((tmp_path / "minatar_breakout_actions" / "results.json").read_text())
+    across = json.loads((tmp_path / "minatar_breakout_to_space_invaders" / "results.json").read_text())
+    assert list(inside["arms"]) == ["old", "preserve", "scratch", "copy_first_2_freeze", "distill"]
+    assert list(across["arms"]) == ["preserve", "scratch"] + minatar_cross_game.TRANSFER_ARMS
+    assert all(len(runs) == 1 and runs[0]["records"] for runs in across["arms"].values())
+    # across games the arms start from the Breakout agents trained for the in-game experiment
+    assert across["prepared"]["0"]["phase1"] == inside["prepared"]["0"]["phase1"]
+    assert not (tmp_path / "minatar_breakout_to_space_invaders" / "old_agents").exists()
+    # the old agent is evaluated in Breakout, every arm after the change in Space Invaders
+    before, after = (across["arms"]["preserve"][0]["greedy"][k] for k in ("before", "after"))
+    assert before["seeds"] == after["seeds"] and len(before["returns"]) == 2
+    assert inside["arms"]["preserve"][0]["greedy"]["after"] == inside["arms"]["preserve"][0]["greedy"]["before"]
