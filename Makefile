@@ -13,7 +13,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 # `make experiments RAY_ADDRESS=host:port` runs the experiments on that Ray cluster (README, "Ray").
 export RAY_ADDRESS
 
-.PHONY: demo test test-core test-rl test-backends test-repeat lock bench experiments transfer docs-data clean
+.PHONY: demo test test-core test-rl test-backends test-sb3 test-repeat lock bench experiments transfer docs-data clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ demo: $(STAMP)
 
 # The Keras-3 tests and the keras-rl2 tests run in separate processes:
 # importing keras-rl2 disables eager execution for the whole process.
-test: test-core test-rl test-backends
+test: test-core test-rl test-backends test-sb3
 
 # The core and keras-rl2 suites run in WORKERS processes (pytest-xdist; on 2 cores core 309 s -> 204 s,
 # keras-rl2 307 s -> 178 s): every test seeds itself, so which process runs which tests does not matter.
@@ -49,6 +49,10 @@ BACKEND_TESTS := $(shell cat tests/backend_tests.txt)  # also read by tests/flak
 test-backends: $(STAMP)
 	KERAS_BACKEND=jax $(PY) -m pytest $(BACKEND_TESTS) -q
 	KERAS_BACKEND=torch $(PY) -m pytest $(BACKEND_TESTS) -q
+
+# Stable-Baselines3 surgery (keras_surgeon_rl.sb3) on Keras's PyTorch backend: no TensorFlow in the plan.
+test-sb3: $(STAMP)
+	KERAS_BACKEND=torch $(PY) -m pytest tests/sb3 -q
 
 # Flake detector: reruns the keras-rl2 and example suites N times, each run in fresh processes, and
 # prints per test how often it failed (exit 1 if any did). SUITES="core rl jax torch" or SUITES=all

@@ -42,8 +42,9 @@ SUITES = {
     "core": (["tests/core"], {}),
     "jax": (BACKEND_TESTS, {"KERAS_BACKEND": "jax"}),
     "torch": (BACKEND_TESTS, {"KERAS_BACKEND": "torch"}),
+    "sb3": (["tests/sb3"], {"KERAS_BACKEND": "torch"}),
 }
-GROUPS = {"default": ["rl", "examples"], "all": ["core", "rl", "jax", "torch"]}
+GROUPS = {"default": ["rl", "examples", "sb3"], "all": ["core", "rl", "jax", "torch", "sb3"]}
 
 
 def run_suite(name: str, extra: list[str], folder: Path) -> tuple[dict[str, str], float, str]:

@@ -1,0 +1,125 @@
+"""Stable-Baselines3 agents through the same plan: real SB3 models on real gymnasium environments.
+
+Each agent is trained briefly on a reduced setting (some observation features or actions hidden by
+ID), transplanted to the full one, and then: the old model is unchanged, the new one's outputs on
+the old IDs equal the old one's (Q-values, log-probabilities, values), the optimizer's moments sit
+at their units' new places, ``load`` of the saved result works and ``learn()`` goes on.
+Runs with ``KERAS_BACKEND=torch`` (``make test-sb3``): the mirror needs no TensorFlow.
+"""
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import A2C, DQN, PPO, SAC
+
+from keras_surgeon_rl import sb3
+from keras_surgeon_rl.env_ids import ACROBOT_ACTIONS, ACROBOT_FEATURES, CARTPOLE_FEATURES, PENDULUM_FEATURES
+from keras_surgeon_rl.errors import SurgeryError
+from keras_surgeon_rl.sb3.envs import make_env
+
+OLD_FEATURES = ACROBOT_FEATURES[:4]  # the angles' cos and sin, without the velocities
+OLD_ACTIONS = ["torque+1", "torque0"]
+DQN_SPEC = {"inputs": {"old": OLD_FEATURES, "new": ACROBOT_FEATURES},
+            "outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS},
+            "units": {"q_0": 96}}
+
+
+def state(model) -> dict:
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.policy.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def dqn():
+    model = DQN("MlpPolicy", make_env("Acrobot-v1", features=OLD_FEATURES, actions=OLD_ACTIONS),
+                learning_starts=100, train_freq=1, target_update_interval=100, seed=0)
+    model.learn(700)
+    return model
+
+
+def test_dqn_gains_features_an_action_and_units_and_keeps_its_q_values(dqn):
+    before = state(dqn)
+    new = sb3.transplant(dqn, DQN_SPEC, env=make_env("Acrobot-v1"))
+    after = state(dqn)
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)  # untouched
+    assert sb3.verify(dqn, new, DQN_SPEC) <= 1e-5  # online and target Q of the old actions
+    assert new.observation_space.shape == (6,) and new.action_space.n == 3
+    assert new.policy_kwargs["net_arch"] == [96, 64]
+    # the new action (torque-1, first in the new list) never becomes the greedy one
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(256, 6)).astype(np.float32))
+    x[:, 4:] = 0
+    with torch.no_grad():
+        q = new.policy.q_net(x).numpy()
+    assert (q[:, 0] < q[:, 1:].max(axis=1)).all()
+    # no parameter is shared with the old model
+    old_ptrs = {p.data_ptr() for p in dqn.policy.parameters()}
+    assert not old_ptrs & {p.data_ptr() for p in new.policy.parameters()}
+    new.learn(200)  # and it trains on
+
+
+def test_dqn_optimizer_moments_follow_their_units_and_start_at_zero_for_new_ones(dqn):
+    new = sb3.transplant(dqn, DQN_SPEC, env=make_env("Acrobot-v1"))
+    old_opt, new_opt = dqn.policy.optimizer.state_dict(), new.policy.optimizer.state_dict()
+    names = [n for n, _ in new.policy.q_net.named_parameters()]
+    assert len(new_opt["state"]) == len(old_opt["state"]) == len(names)
+    params = dict(new.policy.q_net.named_parameters())
+    first = new_opt["state"][0]["exp_avg"].numpy()  # q_net.0.weight: (96 units, 6 features)
+    assert first.shape == tuple(params[names[0]].shape)
+    old_first = old_opt["state"][0]["exp_avg"].numpy()  # (64, 4)
+    src = [ACROBOT_FEATURES.index(f) for f in OLD_FEATURES]
+    np.testing.assert_array_equal(first[:64][:, src], old_first)
+    assert not first[64:].any() and not first[:, 4:].any()
+    assert np.abs(old_first).max() > 0  # a moment that was zero everywhere would prove nothing
+    assert int(new_opt["state"][0]["step"]) == int(old_opt["state"][0]["step"]) > 0
+    fresh = sb3.transplant(dqn, DQN_SPEC, env=make_env("Acrobot-v1"), optimizer_state="fresh")
+    assert fresh.policy.optimizer.state_dict()["state"] == {}
+
+
+def test_a_saved_dqn_is_transplanted_to_a_zip_that_load_and_learn_accept(dqn, tmp_path):
+    dqn.save(tmp_path / "old.zip")
+    sb3.transplant_zip(tmp_path / "old.zip", DQN_SPEC, tmp_path / "new.zip", env=make_env("Acrobot-v1"))
+    loaded = DQN.load(tmp_path / "new.zip", env=make_env("Acrobot-v1"))
+    assert sb3.verify(dqn, loaded, DQN_SPEC) <= 1e-5
+    loaded.learn(150)
+
+
+def test_ppo_cartpole_gains_observations_and_a_wider_policy_net():
+    kept = ["x_dot", "theta"]
+    model = PPO("MlpPolicy", make_env("CartPole-v1", features=kept), n_steps=128, batch_size=64, n_epochs=2, seed=0)
+    model.learn(256)
+    spec = {"inputs": {"old": kept, "new": CARTPOLE_FEATURES}, "units": {"pi_0": 128, "vf_1": 96}}
+    new = sb3.transplant(model, spec, env=make_env("CartPole-v1"))
+    assert sb3.verify(model, new, spec) <= 1e-5  # log-probs of the actions and values
+    assert new.policy_kwargs["net_arch"] == {"pi": [128, 64], "vf": [64, 96]}
+    new.learn(128)
+
+
+def test_ppo_pendulum_gains_the_angular_velocity_with_its_gaussian_policy_unchanged():
+    kept = ["cos_theta", "sin_theta"]
+    model = PPO("MlpPolicy", make_env("Pendulum-v1", features=kept), n_steps=128, batch_size=64, n_epochs=2,
+                seed=0, policy_kwargs={"log_std_init": -0.5})
+    model.learn(256)
+    spec = {"inputs": {"old": kept, "new": PENDULUM_FEATURES}}
+    new = sb3.transplant(model, spec, env=make_env("Pendulum-v1"))
+    assert sb3.verify(model, new, spec) <= 1e-5  # means, standard deviations and values
+    np.testing.assert_array_equal(state(new)["log_std"], state(model)["log_std"])
+    new.learn(128)
+
+
+def test_a2c_widens_the_value_net():
+    model = A2C("MlpPolicy", make_env("CartPole-v1"), n_steps=8, seed=0)
+    model.learn(64)
+    spec = {"units": {"vf_0": 100}}
+    new = sb3.transplant(model, spec)
+    assert type(new) is A2C and sb3.verify(model, new, spec) <= 1e-5
+
+
+def test_what_sb3_could_not_rebuild_is_refused_before_anything_is_built(dqn):
+    with pytest.raises(SurgeryError, match=r"new observation IDs \['theta1_dot', 'theta2_dot'\] need bounds: pass env="):
+        sb3.transplant(dqn, {"inputs": DQN_SPEC["inputs"]})
+    model = PPO("MlpPolicy", make_env("Acrobot-v1", actions=OLD_ACTIONS), n_steps=16, batch_size=16, seed=0)
+    with pytest.raises(SurgeryError, match=r"softmax policy cannot gain an action"):
+        sb3.transplant(model, {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS}}, env=make_env("Acrobot-v1"))
+    with pytest.raises(SurgeryError, match=r"unknown layer|no layer|'q_9'"):
+        sb3.transplant(dqn, {"units": {"q_9": 10}})
+    with pytest.raises(SurgeryError, match=r"SAC with SACPolicy: keras_surgeon_rl.sb3 supports DQN, PPO and A2C"):
+        sb3.transplant(SAC("MlpPolicy", make_env("Pendulum-v1"), buffer_size=100, seed=0), {"units": {"qf0_0": 8}})
