@@ -2,8 +2,8 @@
 
 ``transplant(model, spec, env=None)`` returns a new SB3 model of the same algorithm whose networks
 are the old ones changed by ``spec`` (observation features and actions by ID, hidden layers resized
-by their place in ``net_arch``), with every parameter that both networks have copied and Adam's
-moments carried through the same index maps::
+by their place in ``net_arch``), with every parameter both networks have copied and Adam's moments
+carried through the same index maps::
 
     from keras_surgeon_rl import sb3
 
@@ -14,12 +14,14 @@ moments carried through the same index maps::
     sb3.verify(model, new_model, spec)        # largest difference on the old IDs
     new_model.learn(10_000)
 
-Supported so far: DQN, PPO and A2C with MLP policies (``MlpPolicy``) on 1-D ``Box`` observations,
-``Discrete`` actions (DQN, and PPO/A2C without new actions) and ``Box`` actions (PPO/A2C: a new
-action's mean starts at 0 from zero weights, its ``log_std`` at the policy's ``log_std_init``, so the
-old actions' log-probabilities are unchanged). Layer names: ``q_0``, ``q_1``, …, ``q`` (DQN);
-``pi_0``, …, ``action_net``, ``vf_0``, …, ``value_net`` (PPO, A2C). Anything else is refused up
-front with :class:`~keras_surgeon_rl.errors.SurgeryError`.
+Supported: DQN, PPO, A2C, SAC and TD3 with ``MlpPolicy`` on 1-D ``Box`` observations; ``Discrete``
+actions (DQN; PPO/A2C without new actions) and ``Box`` actions. A new action of a Q-network starts
+below the greedy one (``keep_greedy``); a new Box action's mean (PPO, A2C, SAC) or action (TD3)
+starts at 0 from zero weights, its log-std at the policy's ``log_std_init`` (PPO, A2C) or 0 (SAC),
+and the critics' new action inputs have zero weights: the old actions' log-probabilities, actions
+and Q-values are unchanged. Layer names (``units``): ``q_0, …`` (DQN), ``pi_0, …, vf_0, …`` (PPO,
+A2C), ``pi_0, …, qf0_0, qf1_0, …`` (SAC, TD3). Anything else is refused up front with
+:class:`~keras_surgeon_rl.errors.SurgeryError`.
 
 The networks are planned on Keras 3 mirrors (:mod:`keras_surgeon_rl.sb3.mirror`); with
 ``KERAS_BACKEND=torch`` that needs no TensorFlow.
@@ -41,62 +43,107 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["transplant", "transplant_zip", "verify"]
 
+#: The algorithms by policy kind, and the zip keys of their optimizers.
+KINDS = {"DQN": "dqn", "PPO": "actor_critic", "A2C": "actor_critic", "SAC": "sac", "TD3": "td3"}
+
 
 def _kind(model: Any) -> str:
-    from stable_baselines3.common.policies import ActorCriticPolicy
-    from stable_baselines3.dqn.policies import DQNPolicy
-
-    if isinstance(model.policy, DQNPolicy):
-        return "dqn"
-    if isinstance(model.policy, ActorCriticPolicy):
-        return "actor_critic"
-    raise SurgeryError(f"{type(model).__name__} with {type(model.policy).__name__}: keras_surgeon_rl.sb3 supports DQN, "
-                       "PPO and A2C so far (SAC and TD3 are planned)")
+    for cls in type(model).__mro__:
+        if cls.__name__ in KINDS and cls.__module__.startswith("stable_baselines3"):
+            return KINDS[cls.__name__]
+    raise SurgeryError(f"{type(model).__name__} with {type(model.policy).__name__}: keras_surgeon_rl.sb3 supports "
+                       f"{', '.join(KINDS)}")
 
 
-def _check(model: Any) -> None:
+def _extractors(model: Any) -> list:
+    p = model.policy
+    found = [getattr(p, "features_extractor", None)]
+    for part in ("q_net", "actor", "critic"):
+        found.append(getattr(getattr(p, part, None), "features_extractor", None))
+    return [e for e in found if e is not None]
+
+
+def _check(model: Any, kind: str) -> None:
     """Refuse what the mirror cannot represent, before anything is built."""
     from gymnasium import spaces
     from stable_baselines3.common.torch_layers import FlattenExtractor
 
     name = type(model).__name__
-    extractor = getattr(model.policy, "features_extractor", None) or getattr(model.policy.q_net, "features_extractor")
-    if not isinstance(extractor, FlattenExtractor):
-        raise SurgeryError(f"{name}'s features extractor is a {type(extractor).__name__}; keras_surgeon_rl.sb3 reads "
-                           "MlpPolicy (FlattenExtractor) networks so far: CNN and custom extractors are planned")
+    for extractor in _extractors(model):
+        if not isinstance(extractor, FlattenExtractor):
+            raise SurgeryError(f"{name}'s features extractor is a {type(extractor).__name__}; keras_surgeon_rl.sb3 reads "
+                               "MlpPolicy (FlattenExtractor) networks so far: CNN and custom extractors are planned")
     space = model.observation_space
     if not isinstance(space, spaces.Box) or len(space.shape) != 1:
         raise SurgeryError(f"{name}'s observation space is {space}; keras_surgeon_rl.sb3 supports 1-D Box observations "
                            "so far")
-    if getattr(model.policy, "share_features_extractor", True) is False:
-        pass  # a FlattenExtractor has no parameters: separate copies change nothing
-    activation = model.policy.activation_fn.__name__
-    if mirror.ACTIVATIONS.get(activation) is None:
-        raise SurgeryError(f"{name}'s activation {activation} has no Keras counterpart here; use one of "
-                           f"{sorted(k for k, v in mirror.ACTIVATIONS.items() if v)}")
+    activation = _activation(model).__name__
+    if activation not in mirror.ACTIVATIONS:
+        raise SurgeryError(f"{name}'s activation {activation} has no Keras counterpart here; supported: "
+                           f"{sorted(mirror.ACTIVATIONS)}")
+    if kind == "actor_critic" and getattr(model.policy, "use_sde", False):
+        raise SurgeryError(f"{name} uses gSDE exploration; keras_surgeon_rl.sb3 reads plain Gaussian policies so far")
 
 
-def _named_spec(spec: dict, kind: str) -> dict:
-    """The spec for the mirror: unnamed ``outputs`` go to the action head (``q`` or ``action_net``), and a
-    DQN's new actions default to ``keep_greedy`` (the greedy policy is unchanged)."""
-    spec = dict(spec)
-    outputs = spec.get("outputs")
-    head = "q" if kind == "dqn" else "action_net"
-    if outputs and ("new" in outputs or "old" in outputs):
-        outputs = {head: outputs}
-    if outputs and kind == "dqn" and head in outputs:
-        outputs = {**outputs, head: {"init": "keep_greedy", **outputs[head]}}
-    if outputs:
-        spec["outputs"] = outputs
-    return spec
+def _activation(model: Any) -> type:
+    p = model.policy
+    for owner in (p, getattr(p, "actor", None), getattr(p, "q_net", None)):
+        fn = getattr(owner, "activation_fn", None)
+        if fn is not None:
+            return fn
+    return type(p.actor.mu[1]) if hasattr(p, "actor") else type(None)
+
+
+def _change(spec: dict, key: str, name: str) -> Optional[dict]:
+    """``spec[key]`` as one change: ``{"old", "new", "init"}``, given so or under its one name."""
+    value = spec.get(key)
+    if not value:
+        return None
+    if {"old", "new", "init"} & set(value):
+        return value
+    if len(value) == 1:
+        return next(iter(value.values()))
+    raise SurgeryError(f"spec[{key!r}] names {sorted(value)}; an SB3 agent has one {name}: give "
+                       "{'old': [...], 'new': [...]} directly")
 
 
 def _ids(change: Optional[dict], n_old: int) -> tuple[list, list]:
-    """Old and new unit IDs of a spec change (default ``0..n-1`` and unchanged)."""
+    """Old and new unit IDs of a change (default ``0..n-1`` and unchanged)."""
     if not change:
         return list(range(n_old)), list(range(n_old))
     old = list(change.get("old", range(n_old)))
     return old, list(change.get("new", old))
+
+
+def _network_spec(spec: dict, kind: str, network: mirror.Network, obs: Optional[dict], act: Optional[dict],
+                  discrete: bool) -> dict:
+    """The spec of one mirrored network: the observation change on ``obs``, the action change on the action
+    heads (new units: ``keep_greedy`` for Q-values, zeros for Gaussian means and log-stds) or, for critics,
+    on the ``action`` input; the ``units`` of its layers."""
+    out: dict = {k: spec[k] for k in ("init",) if k in spec}
+    inputs = {"obs": obs} if obs else {}
+    names = mirror.layer_names(network)
+    heads = [n for n in ("q", "action_net", "mu", "log_std") if n in names]
+    if act:
+        if any(c.reads_action for c in network.chains):
+            inputs["action"] = act
+        elif heads:
+            gained = [i for i in act.get("new", []) if i not in act.get("old", act.get("new", []))]
+            if kind == "dqn":
+                default = "keep_greedy"
+            elif discrete and gained:
+                raise SurgeryError(f"new actions {gained}: a softmax policy cannot gain an action without changing the "
+                                   "old actions' probabilities; an explicit approximate start is planned (DQN keeps "
+                                   "them exact)")
+            else:
+                default = "zeros"
+            out["outputs"] = {h: {"init": default, **act} for h in heads}
+    if inputs:
+        out["inputs"] = inputs
+    units = {k: v for k, v in (spec.get("units") or {}).items() if k in names}
+    if units:
+        out["units"] = units
+    return out
 
 
 def _box(old_space: Any, old_ids: list, new_ids: list, env_space: Any, what: str) -> Any:
@@ -105,151 +152,190 @@ def _box(old_space: Any, old_ids: list, new_ids: list, env_space: Any, what: str
 
     if old_ids == new_ids:
         return old_space
-    src = index_of(old_ids, new_ids)
     if env_space is not None:
         if tuple(env_space.shape) != (len(new_ids),):
-            raise SurgeryError(f"env's {what} space has shape {env_space.shape}, the spec's new {what} IDs number "
+            raise SurgeryError(f"the new {what} space has shape {env_space.shape}, the spec's new {what} IDs number "
                                f"{len(new_ids)}: {new_ids}")
         return env_space
+    src = index_of(old_ids, new_ids)
     if (src < 0).any():
         new = [i for i, s in zip(new_ids, src) if s < 0]
-        raise SurgeryError(f"new {what} IDs {new} need bounds: pass env= (an environment of the new setting), whose "
-                           f"{what} space gives them")
-    low, high = np.asarray(old_space.low)[src], np.asarray(old_space.high)[src]
-    return spaces.Box(low=low, high=high, dtype=old_space.dtype)
+        raise SurgeryError(f"new {what} IDs {new} need bounds: pass env= (an environment of the new setting) or "
+                           f"{what}_space=, whose bounds give them")
+    return spaces.Box(low=np.asarray(old_space.low)[src], high=np.asarray(old_space.high)[src], dtype=old_space.dtype)
 
 
-def _action_space(model: Any, kind: str, spec: dict, env: Any) -> tuple[Any, list, list]:
+def _n(space: Any) -> int:
+    return int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
+
+
+def _action_space(model: Any, old_ids: list, new_ids: list, given: Any) -> Any:
     from gymnasium import spaces
 
     space = model.action_space
-    head = "q" if kind == "dqn" else "action_net"
-    change = (spec.get("outputs") or {}).get(head)
-    n_old = int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
-    old_ids, new_ids = _ids(change, n_old)
     if isinstance(space, spaces.Discrete):
-        if kind == "actor_critic" and any(i not in old_ids for i in new_ids):
-            raise SurgeryError(f"new actions {[i for i in new_ids if i not in old_ids]} for {type(model).__name__}: a "
-                               "softmax policy cannot gain an action without changing the old actions' probabilities; "
-                               "an explicit approximate start is planned (until then: DQN keeps them exact)")
-        if env is not None and int(env.action_space.n) != len(new_ids):
-            raise SurgeryError(f"env has {env.action_space.n} actions, the spec's new action IDs number {len(new_ids)}")
-        return (space if len(new_ids) == n_old else spaces.Discrete(len(new_ids))), old_ids, new_ids
-    return _box(space, old_ids, new_ids, getattr(env, "action_space", None), "action"), old_ids, new_ids
+        if given is not None and int(given.n) != len(new_ids):
+            raise SurgeryError(f"the new action space has {given.n} actions, the spec's new action IDs number "
+                               f"{len(new_ids)}")
+        return space if len(new_ids) == space.n else spaces.Discrete(len(new_ids))
+    return _box(space, old_ids, new_ids, given, "action")
 
 
 def _state(module: Any) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
-def _optimizer_state(model: Any, kind: str, old_state: dict, new_state: dict, maps: dict,
-                     action_src: np.ndarray) -> dict:
-    """The policy optimizer's state_dict with Adam's moments carried by ID (new entries zero)."""
+def _optimizer(model: Any, key: str) -> Any:
+    owner = model.policy if key == "policy.optimizer" else getattr(model.policy, key.split(".")[0])
+    return owner.optimizer
+
+
+def _parameter_names(model: Any, network: mirror.Network, optimizer: Any) -> list[str]:
+    """The ``state_dict`` name of each parameter the optimizer trains, in its order."""
+    module = getattr(model.policy, network.module) if network.module else model.policy
+    prefix = f"{network.module}." if network.module else ""
+    names = {id(p): prefix + n for n, p in module.named_parameters()}
+    return [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+
+
+def _moments(model: Any, network: mirror.Network, old_state: dict, new_state: dict, maps: dict,
+             action_src: np.ndarray) -> dict:
+    """The network's optimizer ``state_dict`` with Adam's moments carried by ID (new entries zero)."""
+    import torch
+
     from keras_surgeon_rl.slots import map_slot
 
-    optimizer = model.policy.optimizer
+    optimizer = _optimizer(model, network.optimizer)
     state = optimizer.state_dict()
-    names = {id(p): n for n, p in model.policy.named_parameters()}
-    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
     out = {"state": {}, "param_groups": state["param_groups"]}
-    for index, name in enumerate(order):
+    for index, name in enumerate(_parameter_names(model, network, optimizer)):
         slots = state["state"].get(index)
         if slots is None:
             continue
-        shape = new_state[name].shape
-        mapped = {}
+        shape, mapped = new_state[name].shape, {}
         for key, value in slots.items():
             if not hasattr(value, "shape") or tuple(value.shape) != tuple(old_state[name].shape):
                 mapped[key] = value  # Adam's step count
                 continue
             old = value.detach().cpu().numpy()
-            if name == "log_std":
+            if name == "log_std":  # PPO/A2C's Gaussian log-std, one per action
                 new = np.zeros(shape, old.dtype)
                 keep = action_src >= 0
                 new[keep] = old[action_src[keep]]
             else:
-                layer, what = maps[name]
-                copy, units = layer
-                if what == "weight":
-                    new = map_slot(copy, old.T, shape[::-1], units).T
-                else:
-                    new = map_slot(copy, old, shape, units)
-            mapped[key] = _tensor_like(value, new)
+                copy, units, transposed = maps[name]
+                new = map_slot(copy, old.T, shape[::-1], units).T if transposed else map_slot(copy, old, shape, units)
+            mapped[key] = torch.as_tensor(np.ascontiguousarray(new), dtype=value.dtype, device=value.device)
         out["state"][index] = mapped
     return out
 
 
-def _tensor_like(value: Any, array: np.ndarray) -> Any:
-    import torch
-
-    return torch.as_tensor(np.ascontiguousarray(array), dtype=value.dtype, device=value.device)
-
-
-def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "carry") -> Any:
+def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "carry",
+               observation_space: Any = None, action_space: Any = None) -> Any:
     """A new SB3 model of ``model``'s algorithm, changed by ``spec`` (see the module docstring).
 
     Args:
-        model: a trained SB3 ``DQN``, ``PPO`` or ``A2C`` with an ``MlpPolicy``; never modified.
+        model: a trained SB3 ``DQN``, ``PPO``, ``A2C``, ``SAC`` or ``TD3`` with an ``MlpPolicy``; never modified.
         spec: the surgery spec (:mod:`keras_surgeon_rl.spec`): ``inputs`` (observation features),
-            ``outputs`` (actions; for PPO/A2C only with Box actions), ``units`` (``q_0``, ``pi_1``, …),
-            ``init``.
+            ``outputs`` (actions), ``units`` (``q_0``, ``pi_1``, ``qf0_0``, …), ``init``.
         env: an environment of the new setting; required when observations or Box actions gain IDs
             (their bounds come from its spaces); the new model is attached to it.
         optimizer_state: ``"carry"`` (Adam's moments follow the parameters by ID, new entries 0, step
-            count kept) or ``"fresh"``.
+            counts kept) or ``"fresh"``.
+        observation_space, action_space: the new setting's spaces when no ``env`` is at hand (they
+            bound the new IDs); default ``env``'s.
 
     Returns:
         The new model (same class and hyperparameters; ``policy_kwargs["net_arch"]`` follows resized
-        layers). For DQN the target network is transplanted with the same spec.
+        layers; SAC's automatic target entropy follows the action count; action noise goes by action
+        ID). Target networks are transplanted with the same spec. No replay buffer is carried yet.
 
     Raises:
         SurgeryError: an unsupported algorithm, policy, space or spec, before anything is built.
     """
+    from gymnasium import spaces
+
     from keras_surgeon_rl import surgeon
+    from keras_surgeon_rl.slots import plan_maps
 
     if optimizer_state not in ("carry", "fresh"):
         raise SurgeryError(f"optimizer_state={optimizer_state!r}: use 'carry' or 'fresh'")
     kind = _kind(model)
-    _check(model)
-    spec = _named_spec(spec, kind)
+    _check(model, kind)
     old_state = _state(model.policy)
-    activation = mirror.ACTIVATIONS[model.policy.activation_fn.__name__]
-    n_in = int(model.observation_space.shape[0])
-    in_old, in_new = _ids(spec.get("inputs"), n_in)
-    observation_space = _box(model.observation_space, in_old, in_new, getattr(env, "observation_space", None),
-                             "observation")
-    action_space, act_old, act_new = _action_space(model, kind, spec, env)
-    new_state, maps, arch = dict(old_state), {}, {}
-    from keras_surgeon_rl.slots import plan_maps
-
-    for network, chains in mirror.chains(kind, old_state).items():
-        old_net = mirror.build(chains, old_state, n_in, activation, network)
-        new_net = surgeon.transplant(old_net, spec)
-        new_state.update(mirror.state_dict_of(new_net, chains, old_state))
-        arch[network] = mirror.net_arch(new_net, chains)
+    activation = mirror.ACTIVATIONS[_activation(model).__name__]
+    n_obs, n_act = int(model.observation_space.shape[0]), _n(model.action_space)
+    obs, act = _change(spec, "inputs", "observation input"), _change(spec, "outputs", "action output")
+    in_old, in_new = _ids(obs, n_obs)
+    act_old, act_new = _ids(act, n_act)
+    discrete = isinstance(model.action_space, spaces.Discrete)
+    observation_space = _box(model.observation_space, in_old, in_new,
+                             observation_space or getattr(env, "observation_space", None), "observation")
+    action_space = _action_space(model, act_old, act_new, action_space or getattr(env, "action_space", None))
+    nets = mirror.networks(kind, old_state)
+    known = {n for net in nets for n in mirror.layer_names(net)}
+    unknown = sorted(set(spec.get("units") or {}) - known)
+    if unknown:
+        raise SurgeryError(f"units names {unknown}, not layers of this {type(model).__name__}; its layers: "
+                           f"{sorted(known)}")
+    plans = [(net, surgeon.plan(built := mirror.build(net, old_state, n_obs, n_act, activation),
+                                _network_spec(spec, kind, net, obs, act, discrete)), built) for net in nets]
+    new_state, maps, mirrors = dict(old_state), {}, {}
+    for net, plan, built in plans:
+        new_net = surgeon.transplant_planned(built, plan)
+        mirrors[net.name] = new_net
+        new_state.update(mirror.state_dict_of(new_net, net, old_state))
         layer_maps: dict = {}
-        plan_maps(surgeon.plan(old_net, spec), layer_maps)
-        for chain in chains:
-            for layer, prefix in mirror._params(chain, old_state):
-                units = layer_maps[(layer, "kernel")][2]
-                maps[f"{prefix}.weight"] = ((layer_maps[(layer, "kernel")][1], units), "weight")
+        plan_maps(plan, layer_maps)
+        for chain in net.chains:
+            for layer, prefix in mirror.params(chain, old_state):
+                _old, copy, units = layer_maps[(layer, "kernel")]
+                maps[f"{prefix}.weight"] = (copy, units, True)
                 if (layer, "bias") in layer_maps:
-                    maps[f"{prefix}.bias"] = ((layer_maps[(layer, "bias")][1], units), "bias")
+                    maps[f"{prefix}.bias"] = (layer_maps[(layer, "bias")][1], units, False)
     action_src = index_of(act_old, act_new)
-    if "log_std" in old_state:
+    if "log_std" in old_state:  # PPO/A2C's Gaussian: a parameter per action
         log_std = np.full(len(act_new), float(model.policy.log_std_init), dtype=old_state["log_std"].dtype)
-        keep = action_src >= 0
-        log_std[keep] = old_state["log_std"][action_src[keep]]
+        log_std[action_src >= 0] = old_state["log_std"][action_src[action_src >= 0]]
         new_state["log_std"] = log_std
-    return _rebuild(model, kind, new_state, arch, observation_space, action_space, env,
-                    _optimizer_state(model, kind, old_state, new_state, maps, action_src)
-                    if optimizer_state == "carry" else None)
+    optimizers = {net.optimizer: (_moments(model, net, old_state, new_state, maps, action_src)
+                                  if optimizer_state == "carry" else None) for net in nets if net.optimizer}
+    return _rebuild(model, kind, nets, mirrors, new_state, observation_space, action_space, action_src, env, optimizers)
 
 
-def _rebuild(model: Any, kind: str, state: dict, arch: dict, observation_space: Any, action_space: Any, env: Any,
-             optimizer: Optional[dict]) -> Any:
-    """The new model through SB3's own save format: the old model's data with the new spaces and
-    ``net_arch``, the new parameters, then ``load`` (every hyperparameter stays as it was)."""
+def _net_arch(kind: str, nets: list, mirrors: dict) -> Any:
+    widths = {net.name: [mirror.hidden_widths(mirrors[net.name], c) for c in net.chains] for net in nets}
+    if kind == "dqn":
+        return widths["q_net"][0]
+    if kind == "actor_critic":
+        return {"pi": widths["policy"][0], "vf": widths["policy"][1]}
+    critics = widths["critic"] + widths["critic_target"]
+    if any(c != critics[0] for c in critics):
+        raise SurgeryError(f"the critics' hidden layers would differ ({critics}); SB3 builds every critic from one "
+                           "net_arch['qf']: resize qf0_k and qf1_k alike")
+    return {"pi": widths["actor"][0], "qf": critics[0]}
+
+
+def _remap_noise(noise: Any, action_src: np.ndarray) -> Any:
+    """An action noise (Normal, Ornstein-Uhlenbeck) with its per-action arrays by action ID; new actions
+    get mean 0 and the old actions' mean spread."""
+    if noise is None:
+        return None
+    n_old = int(action_src.max()) + 1 if (action_src >= 0).any() else 0
+    for key, value in vars(noise).items():
+        if isinstance(value, np.ndarray) and value.shape == (n_old,) and n_old:
+            new = np.full(len(action_src), value.mean() if "sigma" in key else 0.0, dtype=value.dtype)
+            new[action_src >= 0] = value[action_src[action_src >= 0]]
+            setattr(noise, key, new)
+    return noise
+
+
+def _rebuild(model: Any, kind: str, nets: list, mirrors: dict, state: dict, observation_space: Any,
+             action_space: Any, action_src: np.ndarray, env: Any, optimizers: dict) -> Any:
+    """The new model through SB3's own save format: the old model's data with the new spaces, ``net_arch``
+    and space-dependent settings, the new parameters and optimizer states, then ``load``."""
+    import copy
+
     import torch
     from stable_baselines3.common.save_util import load_from_zip_file, save_to_zip_file
 
@@ -258,17 +344,17 @@ def _rebuild(model: Any, kind: str, state: dict, arch: dict, observation_space: 
     buffer.seek(0)
     data, params, variables = load_from_zip_file(buffer, device="cpu")
     kwargs = dict(data.get("policy_kwargs") or {})
-    if kind == "dqn":
-        kwargs["net_arch"] = arch["q_net"][0]
-    else:
-        kwargs["net_arch"] = {"pi": arch["policy"][0], "vf": arch["policy"][1]}
+    kwargs["net_arch"] = _net_arch(kind, nets, mirrors)
+    n_old, n_new = _n(model.action_space), len(action_src)
     data.update(observation_space=observation_space, action_space=action_space, policy_kwargs=kwargs,
                 _last_obs=None, _last_original_obs=None)
+    if kind == "sac" and data.get("target_entropy") == -float(n_old):  # "auto": -|A|, recomputed
+        data["target_entropy"] = -float(n_new)
+    if data.get("action_noise") is not None:
+        data["action_noise"] = _remap_noise(copy.deepcopy(data["action_noise"]), action_src)
     params["policy"] = {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in state.items()}
-    if optimizer is not None:
-        params["policy.optimizer"] = optimizer
-    else:
-        params["policy.optimizer"] = {"state": {}, "param_groups": params["policy.optimizer"]["param_groups"]}
+    for key, carried in optimizers.items():
+        params[key] = carried if carried is not None else {"state": {}, "param_groups": params[key]["param_groups"]}
     out = io.BytesIO()
     save_to_zip_file(out, data=data, params=params, pytorch_variables=variables)
     out.seek(0)
@@ -288,24 +374,22 @@ def transplant_zip(src: Any, spec: dict, dst: Any, env: Any = None, optimizer_st
         dst: where to save the new agent.
         env: an environment of the new setting (see :func:`transplant`).
         optimizer_state: ``"carry"`` or ``"fresh"``.
-        algo: the algorithm class (``DQN``, ``PPO``, ``A2C``); default: read from the file (a DQN
-            policy is a DQN; an actor-critic one with a clip range a PPO, else an A2C).
+        algo: the algorithm class; default: read from the file's policy class (DQN, SAC, TD3; an
+            actor-critic policy with a clip range is a PPO, else an A2C).
     """
-    from stable_baselines3 import A2C, DQN, PPO
-    from stable_baselines3.common.policies import ActorCriticPolicy
+    import stable_baselines3 as sb
     from stable_baselines3.common.save_util import load_from_zip_file
-    from stable_baselines3.dqn.policies import DQNPolicy
 
     if algo is None:
         data, _params, _variables = load_from_zip_file(src, device="cpu")
-        policy = data.get("policy_class") if data else None
-        if isinstance(policy, type) and issubclass(policy, DQNPolicy):
-            algo = DQN
-        elif isinstance(policy, type) and issubclass(policy, ActorCriticPolicy):
-            algo = PPO if "clip_range" in data else A2C
-        else:
-            raise SurgeryError(f"{src}: holds a {getattr(policy, '__name__', policy)!r} policy; keras_surgeon_rl.sb3 "
-                               "reads DQN, PPO and A2C saves so far (or pass algo=)")
+        policy = (data or {}).get("policy_class")
+        home = getattr(policy, "__module__", "")
+        algo = next((getattr(sb, a) for a in ("DQN", "SAC", "TD3") if f".{a.lower()}." in home), None)
+        if algo is None and getattr(policy, "__name__", "") in ("ActorCriticPolicy", "MlpPolicy"):
+            algo = sb.PPO if "clip_range" in data else sb.A2C
+        if algo is None:
+            raise SurgeryError(f"{src}: holds a {getattr(policy, '__name__', policy)!r} policy keras_surgeon_rl.sb3 "
+                               "cannot place; pass algo= (DQN, PPO, A2C, SAC or TD3)")
     new = transplant(algo.load(src, device="cpu"), spec, env=env, optimizer_state=optimizer_state)
     new.save(dst)
     return new
@@ -314,53 +398,72 @@ def transplant_zip(src: Any, spec: dict, dst: Any, env: Any = None, optimizer_st
 def verify(old: Any, new: Any, spec: dict, n: int = 256, seed: int = 0) -> float:
     """The largest difference between ``old`` and ``new`` on what the spec keeps.
 
-    On ``n`` random observations (within the old space's finite bounds, else standard normal), the new
-    model sees the old features at their new places and zeros at new ones. Compared: DQN's Q-values of
-    the old actions (online and target network); PPO/A2C's log-probabilities of the old actions (Box:
-    over the old action dimensions) and values.
+    On ``n`` random observations (uniform within the old space's finite bounds, else standard normal)
+    the new model sees the old features at their new places and zeros at new ones; critics get random
+    old actions (new action inputs zero). Compared: Q-values of the old actions (DQN, online and
+    target); log-probabilities of the old actions (Discrete) or the Gaussian's means and standard
+    deviations on the old actions (Box), and values (PPO, A2C); the squashed Gaussian's parameters
+    (SAC) or the actions (TD3, online and target) on the old actions, and every critic's Q-values.
     """
     import torch
+    from gymnasium import spaces
 
     kind = _kind(old)
-    spec = _named_spec(spec, kind)
-    n_in = int(old.observation_space.shape[0])
-    in_old, in_new = _ids(spec.get("inputs"), n_in)
+    n_obs, n_act = int(old.observation_space.shape[0]), _n(old.action_space)
+    in_old, in_new = _ids(_change(spec, "inputs", "observation input"), n_obs)
+    act_old, act_new = _ids(_change(spec, "outputs", "action output"), n_act)
     rng = np.random.default_rng(seed)
     low, high = old.observation_space.low, old.observation_space.high
     finite = np.isfinite(low) & np.isfinite(high)
-    x_old = rng.normal(size=(n, n_in)).astype(np.float32)
+    x_old = rng.normal(size=(n, n_obs)).astype(np.float32)
     x_old[:, finite] = rng.uniform(low[finite], high[finite], size=(n, int(finite.sum())))
-    x_new = np.zeros((n, len(in_new)), np.float32)
-    src = index_of(in_old, in_new)
-    x_new[:, src >= 0] = x_old[:, src[src >= 0]]
-    head = (spec.get("outputs") or {}).get("q" if kind == "dqn" else "action_net")
-    act_old, act_new = _ids(head, _n_actions(old))
+    x_new = _embed(x_old, in_old, in_new)
     cols = index_of(act_new, act_old)
     if (cols < 0).any():
         raise SurgeryError(f"old actions {[a for a, c in zip(act_old, cols) if c < 0]} are not in the new model")
+    a, b = torch.as_tensor(x_old, device=old.device), torch.as_tensor(x_new, device=new.device)
+    diffs = []
+
+    def differ(u, v, columns=None):
+        u, v = np.asarray(u.detach().cpu()), np.asarray(v.detach().cpu())
+        diffs.append(float(np.abs(u - (v if columns is None else v[:, columns])).max()))
+
     with torch.no_grad():
-        a, b = torch.as_tensor(x_old, device=old.device), torch.as_tensor(x_new, device=new.device)
         if kind == "dqn":
-            diffs = [np.abs(getattr(old.policy, net)(a).cpu().numpy()
-                            - getattr(new.policy, net)(b).cpu().numpy()[:, cols]).max() for net in ("q_net", "q_net_target")]
-            return float(max(diffs))
-        va, vb = old.policy.predict_values(a).cpu().numpy(), new.policy.predict_values(b).cpu().numpy()
-        da, db = old.policy.get_distribution(a), new.policy.get_distribution(b)
-        from gymnasium import spaces
-
-        if isinstance(old.action_space, spaces.Discrete):
-            acts = torch.as_tensor(rng.integers(len(act_old), size=n))
-            lp_a = da.log_prob(acts.to(old.device)).cpu().numpy()
-            lp_b = db.log_prob(torch.as_tensor(cols[acts.numpy()]).to(new.device)).cpu().numpy()
+            for net in ("q_net", "q_net_target"):
+                differ(getattr(old.policy, net)(a), getattr(new.policy, net)(b), cols)
+        elif kind == "actor_critic":
+            differ(old.policy.predict_values(a), new.policy.predict_values(b))
+            da, db = old.policy.get_distribution(a), new.policy.get_distribution(b)
+            if isinstance(old.action_space, spaces.Discrete):
+                actions = rng.integers(n_act, size=n)
+                differ(da.log_prob(torch.as_tensor(actions, device=old.device)),
+                       db.log_prob(torch.as_tensor(cols[actions], device=new.device)))
+            else:
+                differ(da.distribution.mean, db.distribution.mean, cols)
+                differ(da.distribution.stddev, db.distribution.stddev, cols)
         else:
-            mean_a, std_a = da.distribution.mean.cpu().numpy(), da.distribution.stddev.cpu().numpy()
-            mean_b, std_b = db.distribution.mean.cpu().numpy()[:, cols], db.distribution.stddev.cpu().numpy()[:, cols]
-            return float(max(np.abs(va - vb).max(), np.abs(mean_a - mean_b).max(), np.abs(std_a - std_b).max()))
-        return float(max(np.abs(va - vb).max(), np.abs(lp_a - lp_b).max()))
+            if kind == "sac":
+                (mu_a, ls_a, _), (mu_b, ls_b, _) = (m.policy.actor.get_action_dist_params(x)
+                                                    for m, x in ((old, a), (new, b)))
+                differ(mu_a, mu_b, cols)
+                differ(ls_a, ls_b, cols)
+            else:
+                for net in ("actor", "actor_target"):
+                    differ(getattr(old.policy, net)(a), getattr(new.policy, net)(b), cols)
+            acts = rng.uniform(-1, 1, size=(n, n_act)).astype(np.float32)
+            acts_new = _embed(acts, act_old, act_new)
+            for net in ("critic", "critic_target"):
+                qa = getattr(old.policy, net)(a, torch.as_tensor(acts, device=old.device))
+                qb = getattr(new.policy, net)(b, torch.as_tensor(acts_new, device=new.device))
+                for u, v in zip(qa, qb):
+                    differ(u, v)
+    return max(diffs)
 
 
-def _n_actions(model: Any) -> int:
-    from gymnasium import spaces
-
-    space = model.action_space
-    return int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
+def _embed(x: np.ndarray, old_ids: list, new_ids: list) -> np.ndarray:
+    """Rows of ``x`` (old IDs' values) at their new positions; zeros at new IDs."""
+    out = np.zeros((len(x), len(new_ids)), np.float32)
+    src = index_of(old_ids, new_ids)
+    out[:, src >= 0] = x[:, src[src >= 0]]
+    return out

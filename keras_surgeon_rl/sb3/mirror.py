@@ -3,16 +3,20 @@
 SB3 policies cannot be traced as a whole (``torch.fx`` stops at preprocessing and distributions), but
 the networks inside them are plain chains with known names. A *mirror* is a Keras 3 functional model
 with one Dense layer per ``nn.Linear`` of such a chain, named by its place in ``net_arch`` (``pi_0``,
-``vf_1``, ``q_0``, …) or by its SB3 name (``action_net``, ``value_net``, ``q``), and the chain's
-activation. Its kernel is the Linear's ``weight.T``. The core's surgery (unit IDs, rules, initializers)
-runs on the mirror unchanged; :func:`state_dict_of` turns the new mirror back into parameters.
+``vf_1``, ``q_0``, …) or by its SB3 name (``action_net``, ``q``, ``mu``), and the chain's activation.
+Its kernel is the Linear's ``weight.T``; a critic that reads ``cat([observation, action])`` gets two
+inputs, ``obs`` and ``action``, and a Concatenate. The core's surgery (unit IDs, rules,
+initializers) runs on the mirror unchanged; :func:`state_dict_of` turns the new mirror back into
+parameters.
 
-Layouts read here (parameter-name prefixes of the policy's ``state_dict``):
+Layouts (``state_dict`` prefixes → mirror layers), by :func:`networks`:
 
-* ``DQNPolicy``: ``q_net.q_net.{0,2,…}`` → ``q_0``, ``q_1``, …, the last one ``q`` (the Q-values);
-  the target network ``q_net_target.q_net.*`` is mirrored the same way.
-* ``ActorCriticPolicy`` (PPO, A2C): ``mlp_extractor.policy_net.*`` → ``pi_*``, ``action_net`` (the
-  logits, or the Gaussian's means), ``mlp_extractor.value_net.*`` → ``vf_*``, ``value_net``.
+* DQN: ``q_net.q_net.*`` → ``q_0, q_1, …, q``; the target ``q_net_target.q_net.*`` the same way.
+* PPO, A2C: ``mlp_extractor.policy_net.*`` → ``pi_*`` then ``action_net``; ``mlp_extractor.value_net.*``
+  → ``vf_*`` then ``value_net``.
+* SAC: ``actor.latent_pi.*`` → ``pi_*`` then the heads ``mu`` and ``log_std``; ``critic.qf0.*`` →
+  ``qf0_*, qf0`` (and ``qf1``), reading observation and action; ``critic_target`` the same way.
+* TD3: ``actor.mu.*`` → ``pi_*, mu`` (tanh after ``mu``), ``actor_target`` alike; critics as SAC's.
 
 The mirror needs Keras 3 on any backend (``KERAS_BACKEND=torch`` needs no TensorFlow); nothing here
 imports SB3 or torch.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -30,24 +34,44 @@ from keras_surgeon_rl.errors import SurgeryError
 
 #: PyTorch activation modules and the Keras activation of the same function.
 ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "ELU": "elu", "SiLU": "silu", "GELU": "gelu",
-               "Identity": "linear", "LeakyReLU": None}
+               "Identity": "linear"}
 
 
 @dataclass(frozen=True)
 class Chain:
-    """One chain of Linear layers in a policy: where its parameters live and what its mirror layers are called.
+    """One chain of Linear layers in a policy.
 
     Attributes:
         prefix: the ``state_dict`` prefix of its ``nn.Sequential`` (``"mlp_extractor.policy_net"``).
-        names: the mirror layer of each Linear, in order.
-        head: the prefix of a Linear read after the chain (``"action_net"``), or ``None``.
-        head_name: its mirror layer's name.
+        names: the mirror layer of each of its Linears, in order.
+        heads: ``(state_dict prefix, mirror name)`` of Linears that read the chain's last output
+            (``action_net``; SAC's ``mu`` and ``log_std``).
+        reads_action: the chain reads ``cat([observation, action])`` (a critic).
+        final: activation after the chain's last Linear when it is an output (TD3's tanh).
     """
 
     prefix: str
     names: tuple[str, ...]
-    head: str | None = None
-    head_name: str | None = None
+    heads: tuple[tuple[str, str], ...] = ()
+    reads_action: bool = False
+    final: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network of the policy: its chains, and the optimizer that trains it (``None`` for targets).
+
+    Attributes:
+        name: ``q_net``, ``policy``, ``actor``, ``critic``, ``critic_target``, …
+        chains: its chains, each reading the observation (and the action, for critics).
+        module: attribute of the policy whose parameters the optimizer covers (``""``: the policy).
+        optimizer: the key of that optimizer's state in SB3's saved parameters.
+    """
+
+    name: str
+    chains: tuple[Chain, ...]
+    module: str = ""
+    optimizer: Optional[str] = None
 
 
 def _linear_indices(state: dict, prefix: str) -> list[int]:
@@ -56,92 +80,115 @@ def _linear_indices(state: dict, prefix: str) -> list[int]:
     return sorted(int(m.group(1)) for k in state if (m := pattern.match(k)))
 
 
-def chains(policy_kind: str, state: dict) -> dict[str, list[Chain]]:
-    """The mirrored networks of a policy: ``{network: [chains read from the observation]}``.
-
-    Args:
-        policy_kind: ``"dqn"`` or ``"actor_critic"``.
-        state: the policy's ``state_dict`` (names and shapes are read).
-    """
-    if policy_kind == "dqn":
-        out = {}
-        for network in ("q_net", "q_net_target"):
-            idx = _linear_indices(state, f"{network}.q_net")
-            if not idx:
-                raise SurgeryError(f"no Linear layers under {network}.q_net: not an MLP DQN policy")
-            names = tuple(f"q_{i}" for i in range(len(idx) - 1)) + ("q",)
-            out[network] = [Chain(f"{network}.q_net", names)]
-        return out
-    if policy_kind == "actor_critic":
-        pi = _linear_indices(state, "mlp_extractor.policy_net")
-        vf = _linear_indices(state, "mlp_extractor.value_net")
-        return {"policy": [Chain("mlp_extractor.policy_net", tuple(f"pi_{i}" for i in range(len(pi))),
-                                 "action_net", "action_net"),
-                           Chain("mlp_extractor.value_net", tuple(f"vf_{i}" for i in range(len(vf))),
-                                 "value_net", "value_net")]}
-    raise SurgeryError(f"no mirror for SB3 policies of kind {policy_kind!r}")
+def _chain(state: dict, prefix: str, stem: str, last: Optional[str], **kw) -> Chain:
+    """A chain whose Linears are ``stem_0, stem_1, …`` and, if ``last``, the last one ``last``."""
+    n = len(_linear_indices(state, prefix))
+    if n == 0 and not kw.get("heads"):
+        raise SurgeryError(f"no Linear layers under {prefix}: not an MLP policy")
+    names = tuple(f"{stem}_{i}" for i in range(n - (last is not None))) + ((last,) if last is not None else ())
+    return Chain(prefix, names, **kw)
 
 
-def _params(chain: Chain, state: dict) -> list[tuple[str, str]]:
-    """``(mirror layer, state_dict prefix)`` of every Linear of the chain, head last."""
+def networks(kind: str, state: dict) -> list[Network]:
+    """The mirrored networks of a policy of ``kind`` (``"dqn"``, ``"actor_critic"``, ``"sac"``, ``"td3"``)."""
+    if kind == "dqn":
+        return [Network("q_net", (_chain(state, "q_net.q_net", "q", "q"),), "q_net", "policy.optimizer"),
+                Network("q_net_target", (_chain(state, "q_net_target.q_net", "q", "q"),))]
+    if kind == "actor_critic":
+        return [Network("policy", (
+            _chain(state, "mlp_extractor.policy_net", "pi", None, heads=(("action_net", "action_net"),)),
+            _chain(state, "mlp_extractor.value_net", "vf", None, heads=(("value_net", "value_net"),))),
+            "", "policy.optimizer")]
+    if kind in ("sac", "td3"):
+        n_critics = len({m.group(1) for k in state if (m := re.match(r"critic\.qf(\d+)\.", k))})
+
+        def critic(name: str, optimizer: Optional[str]) -> Network:
+            return Network(name, tuple(_chain(state, f"{name}.qf{i}", f"qf{i}", f"qf{i}", reads_action=True)
+                                       for i in range(n_critics)), "critic", optimizer)
+
+        if kind == "sac":
+            actor = [Network("actor", (_chain(state, "actor.latent_pi", "pi", None,
+                                              heads=(("actor.mu", "mu"), ("actor.log_std", "log_std"))),),
+                             "actor", "actor.optimizer")]
+        else:
+            actor = [Network("actor", (_chain(state, "actor.mu", "pi", "mu", final="tanh"),), "actor", "actor.optimizer"),
+                     Network("actor_target", (_chain(state, "actor_target.mu", "pi", "mu", final="tanh"),))]
+        return actor + [critic("critic", "critic.optimizer"), critic("critic_target", None)]
+    raise SurgeryError(f"no mirror for SB3 policies of kind {kind!r}")
+
+
+def params(chain: Chain, state: dict) -> list[tuple[str, str]]:
+    """``(mirror layer, state_dict prefix)`` of every Linear of the chain, heads last."""
     idx = _linear_indices(state, chain.prefix)
-    pairs = [(name, f"{chain.prefix}.{i}") for name, i in zip(chain.names, idx)]
-    if chain.head is not None:
-        pairs.append((chain.head_name, chain.head))
-    return pairs
+    return [(name, f"{chain.prefix}.{i}") for name, i in zip(chain.names, idx)] + list(
+        (name, prefix) for prefix, name in chain.heads)
 
 
-def build(chains_: list[Chain], state: dict, n_inputs: int, activation: str, name: str) -> Any:
-    """A Keras 3 functional mirror of ``chains_`` (all reading one observation input ``obs``) with the
-    parameters of ``state``; one model output per chain.
+def layer_names(network: Network) -> list[str]:
+    return [name for chain in network.chains for name in chain.names + tuple(n for _, n in chain.heads)]
+
+
+def build(network: Network, state: dict, n_obs: int, n_act: int, activation: str) -> Any:
+    """A Keras 3 functional mirror of ``network`` with the parameters of ``state``; one output per
+    chain head (or per chain without heads).
 
     Args:
-        chains_: the chains of one network (:func:`chains`).
+        network: one of :func:`networks`.
         state: the policy's ``state_dict`` as NumPy arrays.
-        n_inputs: the observation's length.
+        n_obs: the observation's length.
+        n_act: the action's length (critics' second input).
         activation: the Keras activation between Linear layers (:data:`ACTIVATIONS`).
-        name: the model's name.
     """
     import keras
 
-    x = keras.Input((n_inputs,), name="obs")
+    obs = keras.Input((n_obs,), name="obs")
+    inputs = [obs]
+    action = None
+    if any(c.reads_action for c in network.chains):
+        action = keras.Input((n_act,), name="action")
+        inputs.append(action)
+        joined = keras.layers.Concatenate(name="obs_action")([obs, action])
     outputs, weights = [], {}
-    for chain in chains_:
-        h = x
-        pairs = _params(chain, state)
-        for k, (layer, prefix) in enumerate(pairs):
-            last = k == len(pairs) - 1 and (chain.head is not None or k == len(chain.names) - 1)
-            kernel, bias = state[f"{prefix}.weight"], state.get(f"{prefix}.bias")
-            h = keras.layers.Dense(kernel.shape[0], activation=None if last else activation, name=layer,
-                                   use_bias=bias is not None)(h)
-            weights[layer] = [kernel.T] + ([bias] if bias is not None else [])
-        outputs.append(h)
-    model = keras.Model(x, outputs if len(outputs) > 1 else outputs[0], name=name)
-    for layer, arrays in weights.items():
-        model.get_layer(layer).set_weights([np.asarray(a, dtype="float32") for a in arrays])
+    for chain in network.chains:
+        h = joined if chain.reads_action else obs
+        idx = _linear_indices(state, chain.prefix)
+        for k, (name, i) in enumerate(zip(chain.names, idx)):
+            last = k == len(idx) - 1 and not chain.heads
+            h = _dense(keras, state, f"{chain.prefix}.{i}", name, (chain.final if last else activation), weights)(h)
+        if chain.heads:
+            outputs += [_dense(keras, state, prefix, name, None, weights)(h) for prefix, name in chain.heads]
+        else:
+            outputs.append(h)
+    model = keras.Model(inputs if len(inputs) > 1 else obs, outputs if len(outputs) > 1 else outputs[0],
+                        name=network.name)
+    for name, arrays in weights.items():
+        model.get_layer(name).set_weights([np.asarray(a, dtype="float32") for a in arrays])
     return model
 
 
-def state_dict_of(model: Any, chains_: list[Chain], old_state: dict) -> dict[str, np.ndarray]:
-    """The parameters of a (new) mirror, under the state_dict names of ``chains_``'s layout.
+def _dense(keras: Any, state: dict, prefix: str, name: str, activation: Optional[str], weights: dict) -> Any:
+    kernel, bias = state[f"{prefix}.weight"], state.get(f"{prefix}.bias")
+    weights[name] = [kernel.T] + ([bias] if bias is not None else [])
+    return keras.layers.Dense(kernel.shape[0], activation=activation, name=name, use_bias=bias is not None)
+
+
+def state_dict_of(model: Any, network: Network, old_state: dict) -> dict[str, np.ndarray]:
+    """The parameters of a (new) mirror under the ``state_dict`` names of ``network``.
 
     Linear ``i`` of a chain keeps its module index (``policy_net.2`` stays ``policy_net.2``): SB3 builds
-    its chains as Linear, activation, Linear, … so a resized chain has the same indices.
+    its chains as Linear, activation, Linear, …, so a resized chain has the same indices.
     """
     out = {}
-    for chain in chains_:
-        for layer, prefix in _params(chain, old_state):
-            arrays = model.get_layer(layer).get_weights()
+    for chain in network.chains:
+        for name, prefix in params(chain, old_state):
+            arrays = model.get_layer(name).get_weights()
             out[f"{prefix}.weight"] = np.ascontiguousarray(np.asarray(arrays[0]).T)
             if len(arrays) > 1:
                 out[f"{prefix}.bias"] = np.asarray(arrays[1])
     return out
 
 
-def net_arch(model: Any, chains_: list[Chain]) -> list[list[int]]:
-    """Per chain, the widths of its hidden layers in the (new) mirror: the chain's ``net_arch``."""
-    out = []
-    for chain in chains_:
-        names = chain.names if chain.head is not None else chain.names[:-1]
-        out.append([int(model.get_layer(n).units) for n in names])
-    return out
+def hidden_widths(model: Any, chain: Chain) -> list[int]:
+    """The widths of a chain's hidden layers in a (new) mirror: its part of ``net_arch``."""
+    names = chain.names if chain.heads else chain.names[:-1]
+    return [int(model.get_layer(n).units) for n in names]

@@ -10,7 +10,8 @@ Runs with ``KERAS_BACKEND=torch`` (``make test-sb3``): the mirror needs no Tenso
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import A2C, DQN, PPO, SAC
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.noise import NormalActionNoise
 
 from keras_surgeon_rl import sb3
 from keras_surgeon_rl.env_ids import ACROBOT_ACTIONS, ACROBOT_FEATURES, CARTPOLE_FEATURES, PENDULUM_FEATURES
@@ -121,5 +122,56 @@ def test_what_sb3_could_not_rebuild_is_refused_before_anything_is_built(dqn):
         sb3.transplant(model, {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS}}, env=make_env("Acrobot-v1"))
     with pytest.raises(SurgeryError, match=r"unknown layer|no layer|'q_9'"):
         sb3.transplant(dqn, {"units": {"q_9": 10}})
-    with pytest.raises(SurgeryError, match=r"SAC with SACPolicy: keras_surgeon_rl.sb3 supports DQN, PPO and A2C"):
-        sb3.transplant(SAC("MlpPolicy", make_env("Pendulum-v1"), buffer_size=100, seed=0), {"units": {"qf0_0": 8}})
+    with pytest.raises(SurgeryError, match=r"the critics' hidden layers would differ .*resize qf0_k and qf1_k alike"):
+        sb3.transplant(SAC("MlpPolicy", make_env("Pendulum-v1"), buffer_size=100, seed=0), {"units": {"qf0_0": 300}})
+    with pytest.raises(SurgeryError, match=r"gSDE"):
+        sb3.transplant(PPO("MlpPolicy", make_env("Pendulum-v1"), use_sde=True, n_steps=16, batch_size=16), {})
+
+
+@pytest.mark.parametrize("algo", [SAC, TD3])
+def test_off_policy_actor_critics_gain_an_observation_and_wider_critics(algo):
+    kept = ["cos_theta", "sin_theta"]
+    kwargs = {"action_noise": NormalActionNoise(np.zeros(1), np.full(1, 0.3))} if algo is TD3 else {}
+    model = algo("MlpPolicy", make_env("Pendulum-v1", features=kept), buffer_size=2000, learning_starts=100,
+                 seed=0, policy_kwargs={"net_arch": [32, 32]}, **kwargs)
+    model.learn(300)
+    spec = {"inputs": {"old": kept, "new": PENDULUM_FEATURES}, "units": {"pi_0": 48, "qf0_1": 40, "qf1_1": 40}}
+    before = state(model)
+    new = sb3.transplant(model, spec, env=make_env("Pendulum-v1"))
+    assert all(np.array_equal(before[k], v) for k, v in state(model).items())
+    assert sb3.verify(model, new, spec) <= 1e-5  # actor (and its target) and both critics (and targets)
+    assert new.policy_kwargs["net_arch"] == {"pi": [48, 32], "qf": [32, 40]}
+    new.learn(150)
+
+
+def test_sac_gains_an_action_its_entropy_target_follows_and_the_old_action_keeps_its_values():
+    """Two torques from one (the second's bounds given as a space): the old torque keeps its Gaussian and
+    Q-values; the automatic target entropy is -2 now."""
+    from gymnasium import spaces
+
+    model = SAC("MlpPolicy", make_env("Pendulum-v1"), buffer_size=2000, learning_starts=100, seed=0,
+                policy_kwargs={"net_arch": [32, 32]})
+    model.learn(200)
+    two = spaces.Box(low=-2.0, high=2.0, shape=(2,), dtype=np.float32)
+    spec = {"outputs": {"old": ["torque"], "new": ["torque", "torque2"]}}
+    with pytest.raises(SurgeryError, match=r"new action IDs \['torque2'\] need bounds"):
+        sb3.transplant(model, spec)
+    new = sb3.transplant(model, spec, action_space=two)
+    assert new.action_space == two and new.target_entropy == -2.0
+    assert sb3.verify(model, new, spec) <= 1e-5
+
+
+def test_td3_gains_an_action_with_its_exploration_noise_by_action_id():
+    from gymnasium import spaces
+
+    noise = NormalActionNoise(np.zeros(1), np.full(1, 0.3))
+    model = TD3("MlpPolicy", make_env("Pendulum-v1"), buffer_size=2000, learning_starts=100, seed=0,
+                action_noise=noise, policy_kwargs={"net_arch": [32, 32]})
+    model.learn(200)
+    two = spaces.Box(low=-2.0, high=2.0, shape=(2,), dtype=np.float32)
+    spec = {"outputs": {"old": ["torque"], "new": ["torque2", "torque"]}}
+    new = sb3.transplant(model, spec, action_space=two)
+    assert sb3.verify(model, new, spec) <= 1e-5  # the old torque's action (online, target) and every Q
+    np.testing.assert_array_equal(new.action_noise._sigma, [0.3, 0.3])
+    np.testing.assert_array_equal(new.action_noise._mu, [0.0, 0.0])
+    np.testing.assert_array_equal(model.action_noise._sigma, [0.3])  # the old model's noise is its own
