@@ -231,7 +231,7 @@ def _moments(model: Any, network: mirror.Network, old_state: dict, new_state: di
 
 
 def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "carry",
-               observation_space: Any = None, action_space: Any = None) -> Any:
+               observation_space: Any = None, action_space: Any = None, replay_buffer: str = "auto") -> Any:
     """A new SB3 model of ``model``'s algorithm, changed by ``spec`` (see the module docstring).
 
     Args:
@@ -244,11 +244,15 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
             counts kept) or ``"fresh"``.
         observation_space, action_space: the new setting's spaces when no ``env`` is at hand (they
             bound the new IDs); default ``env``'s.
+        replay_buffer: off-policy agents (DQN, SAC, TD3): ``"carry"`` the stored transitions, their
+            observations and actions by ID (new features and Box actions 0), ``"fresh"`` (empty), or
+            ``"auto"``: carry when the observations keep their IDs (added actions are fine: the stored
+            ones keep their meaning), else fresh (stored observations lack the new features).
 
     Returns:
         The new model (same class and hyperparameters; ``policy_kwargs["net_arch"]`` follows resized
         layers; SAC's automatic target entropy follows the action count; action noise goes by action
-        ID). Target networks are transplanted with the same spec. No replay buffer is carried yet.
+        ID). Target networks are transplanted with the same spec.
 
     Raises:
         SurgeryError: an unsupported algorithm, policy, space or spec, before anything is built.
@@ -260,6 +264,8 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
 
     if optimizer_state not in ("carry", "fresh"):
         raise SurgeryError(f"optimizer_state={optimizer_state!r}: use 'carry' or 'fresh'")
+    if replay_buffer not in ("auto", "carry", "fresh"):
+        raise SurgeryError(f"replay_buffer={replay_buffer!r}: use 'auto', 'carry' or 'fresh'")
     kind = _kind(model)
     _check(model, kind)
     old_state = _state(model.policy)
@@ -300,7 +306,44 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
         new_state["log_std"] = log_std
     optimizers = {net.optimizer: (_moments(model, net, old_state, new_state, maps, action_src)
                                   if optimizer_state == "carry" else None) for net in nets if net.optimizer}
-    return _rebuild(model, kind, nets, mirrors, new_state, observation_space, action_space, action_src, env, optimizers)
+    new = _rebuild(model, kind, nets, mirrors, new_state, observation_space, action_space, action_src, env, optimizers)
+    if replay_buffer == "carry" or (replay_buffer == "auto" and in_old == in_new):
+        _carry_buffer(model, new, index_of(in_old, in_new), act_old, act_new)
+    return new
+
+
+def _carry_buffer(old: Any, new: Any, obs_src: np.ndarray, act_old: list, act_new: list) -> None:
+    """The old replay buffer's transitions in the new model's: observations and actions by ID."""
+    from gymnasium import spaces
+
+    a, b = getattr(old, "replay_buffer", None), getattr(new, "replay_buffer", None)
+    if a is None or b is None:
+        return
+    if a.buffer_size != b.buffer_size or a.n_envs != b.n_envs or a.optimize_memory_usage != b.optimize_memory_usage:
+        raise SurgeryError("the new replay buffer differs in size or layout from the old one; pass replay_buffer='fresh'")
+    keep = obs_src >= 0
+    for name in ("observations", "next_observations"):
+        if getattr(a, name, None) is not None and getattr(b, name, None) is not None:
+            target = getattr(b, name)
+            target[...] = 0
+            target[..., keep] = getattr(a, name)[..., obs_src[keep]]
+    if isinstance(old.action_space, spaces.Discrete):
+        to_new = index_of(act_new, act_old)  # the new index of each old action
+        stored = a.actions[: a.size() if not a.full else None].astype(np.int64)
+        if (to_new[stored] < 0).any():
+            gone = sorted({act_old[i] for i in np.unique(stored) if to_new[i] < 0})
+            raise SurgeryError(f"the replay buffer holds transitions with the removed actions {gone}; pass "
+                               "replay_buffer='fresh'")
+        b.actions[...] = np.where(to_new[a.actions.astype(np.int64)] >= 0, to_new[a.actions.astype(np.int64)], 0)
+    else:
+        action_src = index_of(act_old, act_new)
+        take = action_src >= 0
+        b.actions[...] = 0
+        b.actions[..., take] = a.actions[..., action_src[take]]
+    for name in ("rewards", "dones", "timeouts"):
+        getattr(b, name)[...] = getattr(a, name)
+    b.pos, b.full = a.pos, a.full
+    logger.info("carried %d transitions of the replay buffer", a.size())
 
 
 def _net_arch(kind: str, nets: list, mirrors: dict) -> Any:

@@ -175,3 +175,23 @@ def test_td3_gains_an_action_with_its_exploration_noise_by_action_id():
     np.testing.assert_array_equal(new.action_noise._sigma, [0.3, 0.3])
     np.testing.assert_array_equal(new.action_noise._mu, [0.0, 0.0])
     np.testing.assert_array_equal(model.action_noise._sigma, [0.3])  # the old model's noise is its own
+
+
+def test_the_replay_buffer_keeps_its_transitions_with_actions_renumbered_by_id(dqn):
+    spec = {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS}}  # (torque+1, torque0) -> (torque-1, 0, +1)
+    env = make_env("Acrobot-v1", features=OLD_FEATURES)
+    new = sb3.transplant(dqn, spec, env=env)  # observations unchanged: carried ("auto")
+    a, b = dqn.replay_buffer, new.replay_buffer
+    n = a.size()
+    assert n > 0 and b.size() == n and b.pos == a.pos
+    np.testing.assert_array_equal(b.observations[:n], a.observations[:n])
+    np.testing.assert_array_equal(b.rewards[:n], a.rewards[:n])
+    np.testing.assert_array_equal(b.actions[:n], np.array([2, 1])[a.actions[:n].astype(int)])  # +1: 0 -> 2, 0: 1 -> 1
+    assert set(np.unique(a.actions[:n])) == {0, 1}
+    new.learn(100)  # trains on the carried transitions
+
+    # new observation features: the stored ones lack them, so "auto" starts empty; "carry" puts zeros there
+    assert sb3.transplant(dqn, DQN_SPEC, env=make_env("Acrobot-v1")).replay_buffer.size() == 0
+    carried = sb3.transplant(dqn, DQN_SPEC, env=make_env("Acrobot-v1"), replay_buffer="carry").replay_buffer
+    np.testing.assert_array_equal(carried.observations[:n, :, :4], a.observations[:n])
+    assert not carried.observations[:n, :, 4:].any()
