@@ -6,6 +6,11 @@
     keras-surgeon-rl schema > spec.schema.json        # the spec's JSON Schema, for editors
     keras-surgeon-rl schema --check add_theta_dot.yaml   # a spec file against it, without a model
 
+Stable-Baselines3 agents (``.zip``, the ``sb3`` extra) go through the same three commands:
+``transplant agent.zip spec.yaml -o new.zip [--env CartPole-v1]`` (:func:`keras_surgeon_rl.sb3.transplant_zip`;
+``--env`` bounds new observation features and actions), ``inspect`` lists the layers a spec can name,
+``verify`` compares the agents on the old IDs.
+
 Model files: Keras 3 ``.keras``; tf_keras ``.keras`` and ``.h5``. Unit IDs are read from and written
 to the sidecar ``<model>.ids.json``.
 
@@ -353,6 +358,38 @@ def _model_kind(path: Path) -> Optional[str]:
     return None
 
 
+def is_sb3_agent(path: Path) -> bool:
+    """Whether ``path`` is a Stable-Baselines3 save (a zip holding ``policy.pth``), not a .keras archive."""
+    import zipfile
+
+    try:
+        return path.is_file() and zipfile.is_zipfile(path) and "policy.pth" in zipfile.ZipFile(path).namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _sb3():
+    try:
+        from keras_surgeon_rl import sb3
+        import stable_baselines3  # noqa: F401
+    except ImportError as e:
+        raise UserError(f"Stable-Baselines3 agents need the sb3 extra: pip install 'keras-surgeon-rl[sb3]' ({e})") from e
+    return sb3
+
+
+def _sb3_env(env_id: Optional[str]):
+    if env_id is None:
+        return None
+    import gymnasium
+
+    from keras_surgeon_rl.sb3.envs import make_env
+
+    try:
+        return make_env(env_id)
+    except (gymnasium.error.Error, ValueError) as e:
+        raise UserError(f"--env {env_id}: {e}") from e
+
+
 def nonfinite_layer(model) -> Optional[str]:
     """The name of the first layer of ``model`` with a NaN or infinite weight, or ``None``."""
     import numpy as np
@@ -380,6 +417,19 @@ def cmd_inspect(args) -> int:
     from keras_surgeon_rl.rules import rule_for
     from keras_surgeon_rl.rules.registry import LookalikeRule
 
+    if is_sb3_agent(args.model):
+        sb3 = _sb3()
+        agent = sb3.load(args.model)
+        print(f"Stable-Baselines3 {type(agent).__name__} ({type(agent.policy).__name__}): observations "
+              f"{agent.observation_space}, actions {agent.action_space}, net_arch "
+              f"{agent.policy_kwargs.get('net_arch', 'default')}")
+        rows = [("network", "layer", "kernel (in, out)", "params")]
+        rows += [(n, layer, str(shape), f"{size:,}") for n, layer, shape, size in sb3.layers(agent)]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(w) if i != 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print("unit IDs: observation features, actions and hidden units count 0..n-1 unless the spec names them")
+        return EXIT_OK
     model = load(args.model)
     graph = adapter_for(model).read(model)
     ids = graph.unit_ids
@@ -415,6 +465,8 @@ def cmd_transplant(args) -> int:
     from keras_surgeon_rl.errors import SurgeryError
     from keras_surgeon_rl.io import save_model
 
+    if is_sb3_agent(args.model):
+        return _transplant_sb3(args)
     check_output(args.output, args.model)
     spec, lines = read_spec(args.spec)
     model = load(args.model)
@@ -433,11 +485,56 @@ def cmd_transplant(args) -> int:
     return EXIT_OK
 
 
+def _transplant_sb3(args) -> int:
+    from keras_surgeon_rl.errors import SurgeryError
+
+    if args.output.suffix != ".zip":
+        raise UserError(f"-o {args.output}: a Stable-Baselines3 agent is saved as a .zip; name the output <name>.zip")
+    if args.output.resolve() == args.model.resolve():
+        raise UserError(f"-o {args.output}: the output would overwrite the agent itself; give another file name")
+    sb3 = _sb3()
+    spec, lines = read_spec(args.spec)
+    env = _sb3_env(args.env)
+    old = sb3.load(args.model)
+    try:
+        if args.dry_run:
+            new = sb3.transplant(old, spec, env=env)
+        else:
+            new = sb3.transplant_zip(args.model, spec, args.output, env=env)
+    except SurgeryError as e:
+        raise SpecFileError(_bad_spec(args.spec, lines, e)) from e
+    print(f"{type(new).__name__}: observations {old.observation_space.shape} -> {new.observation_space.shape}, "
+          f"actions {old.action_space} -> {new.action_space}, net_arch {old.policy_kwargs.get('net_arch')} -> "
+          f"{new.policy_kwargs.get('net_arch')}; largest difference on the old IDs: {sb3.verify(old, new, spec):.3g}")
+    print("dry run: nothing written" if args.dry_run else f"wrote {args.output}")
+    return EXIT_OK
+
+
+def _verify_sb3(args) -> int:
+    from keras_surgeon_rl.errors import SurgeryError
+
+    sb3 = _sb3()
+    spec, lines = read_spec(args.spec)
+    if args.inputs is not None:
+        raise UserError("--inputs is for Keras models; Stable-Baselines3 agents are verified on --samples random "
+                        "observations within the old observation space")
+    old, new = sb3.load(args.old), sb3.load(args.new)
+    try:
+        diff = sb3.verify(old, new, spec, n=args.samples)
+    except SurgeryError as e:
+        raise SpecFileError(_bad_spec(args.spec, lines, e)) from e
+    ok = diff <= args.tol
+    print(f"largest difference on the old IDs: {diff:.3g} ({'within' if ok else 'ABOVE'} tolerance {args.tol:g})")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def cmd_verify(args) -> int:
     from keras_surgeon_rl import surgeon
     from keras_surgeon_rl.errors import SurgeryError
 
     check_verify_options(args.samples, args.tol)
+    if is_sb3_agent(args.old):
+        return _verify_sb3(args)
     x = read_inputs(args.inputs) if args.inputs is not None else None
     spec, lines = read_spec(args.spec)
     old, new = load(args.old), load(args.new)
@@ -492,8 +589,11 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transplant", parents=[common], help="apply a spec (YAML or JSON) and write the new model")
     t.add_argument("model", type=Path)
     t.add_argument("spec", type=Path)
-    t.add_argument("-o", "--output", type=Path, required=True, help="the new model: a .keras (or tf_keras .h5) file")
+    t.add_argument("-o", "--output", type=Path, required=True,
+                   help="the new model: a .keras (or tf_keras .h5) file; for a Stable-Baselines3 agent a .zip")
     t.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    t.add_argument("--env", metavar="ID", help="Stable-Baselines3 agents: a gymnasium id of the new setting, whose "
+                                              "spaces bound new observation features and actions")
     t.set_defaults(run=cmd_transplant)
     v = sub.add_parser("verify", parents=[common],
                        help="largest output difference between old and new on shared units")

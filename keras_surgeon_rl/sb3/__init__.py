@@ -41,7 +41,7 @@ from keras_surgeon_rl.sb3 import mirror
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["transplant", "transplant_zip", "verify"]
+__all__ = ["layers", "load", "transplant", "transplant_zip", "verify"]
 
 #: The algorithms by policy kind, and the zip keys of their optimizers.
 KINDS = {"DQN": "dqn", "PPO": "actor_critic", "A2C": "actor_critic", "SAC": "sac", "TD3": "td3"}
@@ -407,9 +407,35 @@ def _rebuild(model: Any, kind: str, nets: list, mirrors: dict, state: dict, obse
     return new
 
 
+def load(path: Any, algo: Any = None, env: Any = None) -> Any:
+    """An SB3 agent saved at ``path``, of the algorithm its file names (or ``algo``).
+
+    The algorithm is read from the saved policy class: DQN, SAC and TD3 policies name theirs; an
+    actor-critic policy with a clip range is a PPO, else an A2C.
+
+    Raises:
+        SurgeryError: the file holds another kind of policy (pass ``algo=``).
+    """
+    import stable_baselines3 as sb
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    if algo is None:
+        data, _params, _variables = load_from_zip_file(path, device="cpu")
+        policy = (data or {}).get("policy_class")
+        home = getattr(policy, "__module__", "")
+        algo = next((getattr(sb, a) for a in ("DQN", "SAC", "TD3") if f".{a.lower()}." in home), None)
+        if algo is None and getattr(policy, "__name__", "") in ("ActorCriticPolicy", "MlpPolicy"):
+            algo = sb.PPO if "clip_range" in data else sb.A2C
+        if algo is None:
+            raise SurgeryError(f"{path}: holds a {getattr(policy, '__name__', policy)!r} policy keras_surgeon_rl.sb3 "
+                               "cannot place; pass algo= (DQN, PPO, A2C, SAC or TD3)")
+    return algo.load(path, env=env, device="cpu")
+
+
 def transplant_zip(src: Any, spec: dict, dst: Any, env: Any = None, optimizer_state: str = "carry",
                    algo: Any = None) -> Any:
-    """:func:`transplant` for a saved agent: reads ``src`` (an SB3 ``.zip``), writes ``dst``; returns the new model.
+    """:func:`transplant` for a saved agent: reads ``src`` (an SB3 ``.zip``, see :func:`load`), writes
+    ``dst``; returns the new model. A replay buffer saved to its own file is not carried (yet).
 
     Args:
         src: the saved agent (path or file object).
@@ -417,25 +443,26 @@ def transplant_zip(src: Any, spec: dict, dst: Any, env: Any = None, optimizer_st
         dst: where to save the new agent.
         env: an environment of the new setting (see :func:`transplant`).
         optimizer_state: ``"carry"`` or ``"fresh"``.
-        algo: the algorithm class; default: read from the file's policy class (DQN, SAC, TD3; an
-            actor-critic policy with a clip range is a PPO, else an A2C).
+        algo: the algorithm class; default: read from the file.
     """
-    import stable_baselines3 as sb
-    from stable_baselines3.common.save_util import load_from_zip_file
-
-    if algo is None:
-        data, _params, _variables = load_from_zip_file(src, device="cpu")
-        policy = (data or {}).get("policy_class")
-        home = getattr(policy, "__module__", "")
-        algo = next((getattr(sb, a) for a in ("DQN", "SAC", "TD3") if f".{a.lower()}." in home), None)
-        if algo is None and getattr(policy, "__name__", "") in ("ActorCriticPolicy", "MlpPolicy"):
-            algo = sb.PPO if "clip_range" in data else sb.A2C
-        if algo is None:
-            raise SurgeryError(f"{src}: holds a {getattr(policy, '__name__', policy)!r} policy keras_surgeon_rl.sb3 "
-                               "cannot place; pass algo= (DQN, PPO, A2C, SAC or TD3)")
-    new = transplant(algo.load(src, device="cpu"), spec, env=env, optimizer_state=optimizer_state)
+    new = transplant(load(src, algo), spec, env=env, optimizer_state=optimizer_state)
     new.save(dst)
     return new
+
+
+def layers(model: Any) -> list[tuple[str, str, tuple, int]]:
+    """``(network, mirror layer, weight shape as a Keras kernel (in, out), parameters)`` of every Linear the
+    surgery can change, for ``inspect``."""
+    kind = _kind(model)
+    _check(model, kind)
+    state = _state(model.policy)
+    out = []
+    for net in mirror.networks(kind, state):
+        for chain in net.chains:
+            for name, prefix in mirror.params(chain, state):
+                w = state[f"{prefix}.weight"]
+                out.append((net.name, name, tuple(w.shape[::-1]), int(w.size + state.get(f"{prefix}.bias", w[:0]).size)))
+    return out
 
 
 def verify(old: Any, new: Any, spec: dict, n: int = 256, seed: int = 0) -> float:

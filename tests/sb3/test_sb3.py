@@ -195,3 +195,23 @@ def test_the_replay_buffer_keeps_its_transitions_with_actions_renumbered_by_id(d
     carried = sb3.transplant(dqn, DQN_SPEC, env=make_env("Acrobot-v1"), replay_buffer="carry").replay_buffer
     np.testing.assert_array_equal(carried.observations[:n, :, :4], a.observations[:n])
     assert not carried.observations[:n, :, 4:].any()
+
+
+def test_the_command_line_transplants_inspects_and_verifies_a_saved_agent(dqn, tmp_path, capsys):
+    from keras_surgeon_rl import cli
+
+    dqn.save(tmp_path / "old.zip")
+    (tmp_path / "spec.yaml").write_text("outputs:\n  old: [torque+1, torque0]\n  new: [torque-1, torque0, torque+1]\n"
+                                        "units:\n  q_0: 80\n")
+    old, spec, new = (str(tmp_path / n) for n in ("old.zip", "spec.yaml", "new.zip"))
+    assert cli.main(["inspect", old]) == 0 and "q_net_target  q_0" in capsys.readouterr().out
+    assert cli.main(["transplant", old, spec, "-o", new]) == 0  # Discrete actions need no bounds: no --env
+    assert "actions Discrete(2) -> Discrete(3)" in capsys.readouterr().out
+    assert DQN.load(new).policy_kwargs["net_arch"] == [80, 64]
+    assert cli.main(["verify", old, new, spec]) == 0
+    assert "largest difference on the old IDs: 0" in capsys.readouterr().out
+    assert cli.main(["transplant", old, spec, "-o", str(tmp_path / "new.keras")]) == 2
+    assert "saved as a .zip" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("units:\n  q_7: 80\n")
+    assert cli.main(["transplant", old, str(tmp_path / "bad.yaml"), "-o", new]) == 2
+    assert "units names ['q_7'], not layers of this DQN" in capsys.readouterr().err
