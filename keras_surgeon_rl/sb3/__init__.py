@@ -29,9 +29,25 @@ The networks are planned on Keras 3 mirrors (:mod:`keras_surgeon_rl.sb3.mirror`)
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
+import os
+import sys
 from typing import Any, Optional
+
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # blocked (sys.modules[name] = None) or broken: not usable
+        return False
+
+
+# Installed with the sb3 extra alone (no TensorFlow), Keras runs the mirrors on PyTorch, SB3's own framework.
+if "keras" not in sys.modules and "KERAS_BACKEND" not in os.environ and not _installed("tensorflow"):
+    os.environ["KERAS_BACKEND"] = "torch"
 
 import numpy as np
 
