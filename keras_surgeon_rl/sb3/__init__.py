@@ -57,7 +57,7 @@ from keras_surgeon_rl.sb3 import mirror
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["layers", "load", "transplant", "transplant_zip", "verify"]
+__all__ = ["layers", "load", "transplant", "transplant_vec_normalize", "transplant_zip", "verify"]
 
 #: The algorithms by policy kind, and the zip keys of their optimizers.
 KINDS = {"DQN": "dqn", "PPO": "actor_critic", "A2C": "actor_critic", "SAC": "sac", "TD3": "td3"}
@@ -463,6 +463,51 @@ def transplant_zip(src: Any, spec: dict, dst: Any, env: Any = None, optimizer_st
     """
     new = transplant(load(src, algo), spec, env=env, optimizer_state=optimizer_state)
     new.save(dst)
+    return new
+
+
+def transplant_vec_normalize(stats: Any, spec: dict, venv: Any) -> Any:
+    """``VecNormalize`` statistics for the new setting: the observations' running mean and variance by
+    feature ID (a new feature starts at mean 0, variance 1; the count is shared), the returns' as they were.
+
+    Args:
+        stats: the old ``VecNormalize`` (it is not changed) or the path of its saved pickle.
+        spec: the surgery spec (its ``inputs``).
+        venv: the new setting's ``VecEnv`` to wrap.
+
+    Returns:
+        A ``VecNormalize`` around ``venv`` with the carried statistics and the old settings (clipping,
+        gamma, ``training``).
+
+    Raises:
+        SurgeryError: dict observations, or a ``venv`` whose observations do not have the new IDs' count.
+    """
+    import pickle
+
+    from gymnasium import spaces
+
+    if isinstance(stats, (str, os.PathLike)):
+        with open(stats, "rb") as f:
+            blob = f.read()
+    else:
+        blob = pickle.dumps(stats)  # its settings and statistics, without the environment (VecNormalize.save)
+    old, new = pickle.loads(blob), pickle.loads(blob)
+    if isinstance(old.observation_space, spaces.Dict):
+        raise SurgeryError("VecNormalize over dict observations: keras_surgeon_rl.sb3 reads 1-D Box observations so far")
+    n_obs = int(old.observation_space.shape[0])
+    in_old, in_new = _ids(_change(spec, "inputs", "observation input"), n_obs)
+    if tuple(venv.observation_space.shape) != (len(in_new),):
+        raise SurgeryError(f"the new VecEnv's observations have shape {venv.observation_space.shape}; the spec's new "
+                           f"observation IDs number {len(in_new)}")
+    new.venv = None
+    if old.norm_obs:
+        src = index_of(in_old, in_new)
+        rms = new.obs_rms
+        mean, var = np.zeros(len(in_new)), np.ones(len(in_new))
+        mean[src >= 0], var[src >= 0] = old.obs_rms.mean[src[src >= 0]], old.obs_rms.var[src[src >= 0]]
+        rms.mean, rms.var = mean, var
+    new.observation_space = venv.observation_space
+    new.set_venv(venv)
     return new
 
 

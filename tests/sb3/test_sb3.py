@@ -215,3 +215,27 @@ def test_the_command_line_transplants_inspects_and_verifies_a_saved_agent(dqn, t
     (tmp_path / "bad.yaml").write_text("units:\n  q_7: 80\n")
     assert cli.main(["transplant", old, str(tmp_path / "bad.yaml"), "-o", new]) == 2
     assert "units names ['q_7'], not layers of this DQN" in capsys.readouterr().err
+
+
+def test_vec_normalize_statistics_follow_the_features_so_normalized_policies_agree(tmp_path):
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    kept = ["x_dot", "theta"]
+    old_env = VecNormalize(make_vec_env(lambda: make_env("CartPole-v1", features=kept), n_envs=1, seed=0))
+    model = PPO("MlpPolicy", old_env, n_steps=128, batch_size=64, n_epochs=2, seed=0)
+    model.learn(256)
+    old_env.save(tmp_path / "vecnormalize.pkl")
+    spec = {"inputs": {"old": kept, "new": CARTPOLE_FEATURES}}
+    new_venv = make_vec_env(lambda: make_env("CartPole-v1"), n_envs=1, seed=0)
+    new_env = sb3.transplant_vec_normalize(tmp_path / "vecnormalize.pkl", spec, new_venv)
+    new = sb3.transplant(model, spec, env=new_env)
+    np.testing.assert_array_equal(new_env.obs_rms.mean[[1, 2]], old_env.obs_rms.mean)
+    np.testing.assert_array_equal(new_env.obs_rms.var[[0, 3]], [1.0, 1.0])
+    assert new_env.obs_rms.count == old_env.obs_rms.count and new_env.clip_obs == old_env.clip_obs
+    raw = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    with torch.no_grad():
+        v_old = model.policy.predict_values(torch.as_tensor(old_env.normalize_obs(raw[:, [1, 2]]))).numpy()
+        v_new = new.policy.predict_values(torch.as_tensor(new_env.normalize_obs(raw))).numpy()
+    np.testing.assert_allclose(v_new, v_old, atol=1e-5)  # new features normalized, read by zero weights
+    new.learn(128)
