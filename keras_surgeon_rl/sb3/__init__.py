@@ -132,7 +132,7 @@ def _ids(change: Optional[dict], n_old: int) -> tuple[list, list]:
 
 
 def _network_spec(spec: dict, kind: str, network: mirror.Network, obs: Optional[dict], act: Optional[dict],
-                  discrete: bool) -> dict:
+                  discrete: bool, approximate: bool = False) -> dict:
     """The spec of one mirrored network: the observation change on ``obs``, the action change on the action
     heads (new units: ``keep_greedy`` for Q-values, zeros for Gaussian means and log-stds) or, for critics,
     on the ``action`` input; the ``units`` of its layers."""
@@ -147,10 +147,10 @@ def _network_spec(spec: dict, kind: str, network: mirror.Network, obs: Optional[
             gained = [i for i in act.get("new", []) if i not in act.get("old", act.get("new", []))]
             if kind == "dqn":
                 default = "keep_greedy"
-            elif discrete and gained:
+            elif discrete and gained and not approximate:
                 raise SurgeryError(f"new actions {gained}: a softmax policy cannot gain an action without changing the "
-                                   "old actions' probabilities; an explicit approximate start is planned (DQN keeps "
-                                   "them exact)")
+                                   "old actions' probabilities; ask for an approximate start, new_action_probability=p "
+                                   "(each new action then starts near probability p), or use DQN (exact)")
             else:
                 default = "zeros"
             out["outputs"] = {h: {"init": default, **act} for h in heads}
@@ -247,7 +247,8 @@ def _moments(model: Any, network: mirror.Network, old_state: dict, new_state: di
 
 
 def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "carry",
-               observation_space: Any = None, action_space: Any = None, replay_buffer: str = "auto") -> Any:
+               observation_space: Any = None, action_space: Any = None, replay_buffer: str = "auto",
+               new_action_probability: Optional[float] = None) -> Any:
     """A new SB3 model of ``model``'s algorithm, changed by ``spec`` (see the module docstring).
 
     Args:
@@ -264,6 +265,11 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
             observations and actions by ID (new features and Box actions 0), ``"fresh"`` (empty), or
             ``"auto"``: carry when the observations keep their IDs (added actions are fine: the stored
             ones keep their meaning), else fresh (stored observations lack the new features).
+        new_action_probability: PPO/A2C with Discrete actions only: new actions are allowed and
+            start with zero weights and a bias that gives each about this probability (exactly so
+            at the states' typical logit scale; see :func:`_approximate_bias`). The old actions'
+            probabilities shrink accordingly: an approximate start, stated in the new model's
+            ``surgery_notes`` and a logged warning.
 
     Returns:
         The new model (same class and hyperparameters; ``policy_kwargs["net_arch"]`` follows resized
@@ -300,8 +306,16 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
     if unknown:
         raise SurgeryError(f"units names {unknown}, not layers of this {type(model).__name__}; its layers: "
                            f"{sorted(known)}")
+    approximate = new_action_probability is not None
+    if approximate and not (kind == "actor_critic" and discrete):
+        raise SurgeryError("new_action_probability is for PPO/A2C with Discrete actions (a softmax policy); "
+                           f"{type(model).__name__} keeps new actions exact without it")
+    if approximate and not 0 < new_action_probability * max(1, len(set(act_new) - set(act_old))) < 1:
+        raise SurgeryError(f"new_action_probability={new_action_probability}: give p > 0 with p times the number of "
+                           "new actions below 1")
     plans = [(net, surgeon.plan(built := mirror.build(net, old_state, n_obs, n_act, activation),
-                                _network_spec(spec, kind, net, obs, act, discrete)), built) for net in nets]
+                                _network_spec(spec, kind, net, obs, act, discrete, approximate)), built)
+             for net in nets]
     new_state, maps, mirrors = dict(old_state), {}, {}
     for net, plan, built in plans:
         new_net = surgeon.transplant_planned(built, plan)
@@ -320,9 +334,20 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
         log_std = np.full(len(act_new), float(model.policy.log_std_init), dtype=old_state["log_std"].dtype)
         log_std[action_src >= 0] = old_state["log_std"][action_src[action_src >= 0]]
         new_state["log_std"] = log_std
+    notes = []
+    if approximate and (action_src < 0).any():
+        gained = np.flatnonzero(action_src < 0)
+        bias = _approximate_bias(model, new_action_probability, len(gained))
+        new_state["action_net.weight"][gained] = 0.0
+        new_state["action_net.bias"][gained] = bias
+        notes.append(f"approximate: new actions {[act_new[i] for i in gained]} start with zero weights and bias "
+                     f"{bias:.3f}, about probability {new_action_probability:g} each; the old actions' "
+                     "probabilities shrink by that share")
+        logger.warning("%s: %s", type(model).__name__, notes[-1])
     optimizers = {net.optimizer: (_moments(model, net, old_state, new_state, maps, action_src)
                                   if optimizer_state == "carry" else None) for net in nets if net.optimizer}
     new = _rebuild(model, kind, nets, mirrors, new_state, observation_space, action_space, action_src, env, optimizers)
+    new.surgery_notes = notes
     if replay_buffer == "carry" or (replay_buffer == "auto" and in_old == in_new):
         _carry_buffer(model, new, index_of(in_old, in_new), act_old, act_new)
     return new
@@ -360,6 +385,34 @@ def _carry_buffer(old: Any, new: Any, obs_src: np.ndarray, act_old: list, act_ne
         getattr(b, name)[...] = getattr(a, name)
     b.pos, b.full = a.pos, a.full
     logger.info("carried %d transitions of the replay buffer", a.size())
+
+
+def _approximate_bias(model: Any, p: float, k: int, n: int = 1024, seed: int = 0) -> float:
+    """The logit ``b`` that gives each of ``k`` new actions probability ``p`` at the typical state.
+
+    With new logits ``b`` beside the old logits ``l(s)``, a new action's probability is ``e^b / (Z(s) +
+    k e^b)`` with ``Z(s) = sum exp l(s)``; ``b = log(p Z / (1 - k p))`` makes it exactly ``p`` where
+    ``Z(s) = Z``. ``Z`` is the geometric mean of ``Z(s)`` over the observations of the rollout buffer
+    (the states the policy saw last), else random observations within the observation space.
+    """
+    import torch
+
+    buffer = getattr(model, "rollout_buffer", None)
+    observations = None
+    if buffer is not None and getattr(buffer, "full", False):
+        observations = np.asarray(buffer.observations).reshape(-1, model.observation_space.shape[0])
+    if observations is None or not len(observations):
+        rng = np.random.default_rng(seed)
+        low, high = model.observation_space.low, model.observation_space.high
+        finite = np.isfinite(low) & np.isfinite(high)
+        observations = rng.normal(size=(n, len(low))).astype(np.float32)
+        observations[:, finite] = rng.uniform(low[finite], high[finite], size=(n, int(finite.sum())))
+    policy = model.policy
+    with torch.no_grad():  # the action net's raw logits (the distribution's are normalized)
+        x = torch.as_tensor(observations, dtype=torch.float32, device=model.device)
+        latent_pi = policy.mlp_extractor.forward_actor(policy.extract_features(x, policy.pi_features_extractor))
+        log_z = float(torch.logsumexp(policy.action_net(latent_pi), dim=-1).mean())
+    return float(np.log(p / (1 - k * p)) + log_z)
 
 
 def _net_arch(kind: str, nets: list, mirrors: dict) -> Any:

@@ -239,3 +239,22 @@ def test_vec_normalize_statistics_follow_the_features_so_normalized_policies_agr
         v_new = new.policy.predict_values(torch.as_tensor(new_env.normalize_obs(raw))).numpy()
     np.testing.assert_allclose(v_new, v_old, atol=1e-5)  # new features normalized, read by zero weights
     new.learn(128)
+
+
+def test_ppo_gains_an_action_only_with_a_stated_approximate_start():
+    model = PPO("MlpPolicy", make_env("Acrobot-v1", actions=OLD_ACTIONS), n_steps=128, batch_size=64, n_epochs=2,
+                seed=0)
+    model.learn(256)
+    spec = {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS}}
+    with pytest.raises(SurgeryError, match=r"new_action_probability=p"):
+        sb3.transplant(model, spec, env=make_env("Acrobot-v1"))
+    new = sb3.transplant(model, spec, env=make_env("Acrobot-v1"), new_action_probability=0.05)
+    assert new.surgery_notes and new.surgery_notes[0].startswith("approximate: new actions ['torque-1']")
+    obs = torch.as_tensor(model.rollout_buffer.observations.reshape(-1, 6))
+    with torch.no_grad():
+        p_new = new.policy.get_distribution(obs).distribution.probs.numpy()
+        p_old = model.policy.get_distribution(obs).distribution.probs.numpy()
+    assert abs(np.exp(np.log(p_new[:, 0]).mean()) - 0.05) < 0.02  # about 5 % where the policy plays
+    # the old actions keep their odds: only their share shrinks
+    np.testing.assert_allclose(p_new[:, 2] / p_new[:, 1], p_old[:, 0] / p_old[:, 1], rtol=1e-4)
+    new.learn(128)
