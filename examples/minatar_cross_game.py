@@ -81,7 +81,8 @@ EXP, _METHODS = transfer.with_methods(EXP)
 TRANSFER_ARMS = [a for a in ARMS if a not in transfer.BASE_ARMS] + _METHODS  # with preserve and scratch
 #: Arms of the other tasks left out here, and why.
 LEFT_OUT = {"old": "the old agent plays another game",
-            "original": "across games no unit is new by position; the role-matched surgery's new channels start at zero"}
+            "original": "across games no unit is new by position; the role-matched surgery's new channels start "
+                        "at zero"}
 
 
 def main(argv=None):

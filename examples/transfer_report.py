@@ -74,7 +74,8 @@ def _ci(v: tuple, digits: int = 1) -> str:
 
 def _delta(d: dict, digits: int = 1) -> str:
     m = d["curve"]
-    return f"{m['mean']:+.{digits}f} ({m['ci'][0]:+.{digits}f} … {m['ci'][1]:+.{digits}f}), {m['ahead']}/{len(d['seeds'])}"
+    interval = f"({m['ci'][0]:+.{digits}f} … {m['ci'][1]:+.{digits}f})"
+    return f"{m['mean']:+.{digits}f} {interval}, {m['ahead']}/{len(d['seeds'])}"
 
 
 def verdict(d: dict) -> str:

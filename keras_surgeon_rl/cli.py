@@ -373,7 +373,8 @@ def _sb3():
         from keras_surgeon_rl import sb3
         import stable_baselines3  # noqa: F401
     except ImportError as e:
-        raise UserError(f"Stable-Baselines3 agents need the sb3 extra: pip install 'keras-surgeon-rl[sb3]' ({e})") from e
+        raise UserError(f"Stable-Baselines3 agents need the sb3 extra: pip install 'keras-surgeon-rl[sb3]' "
+                        f"({e})") from e
     return sb3
 
 

@@ -102,7 +102,8 @@ def agent_settings(exp: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Network, agent, environment
-def q_network(obs_shape: int | Sequence[int], hidden: Sequence[int], n_actions: int, name: str, conv: Sequence[int] = ()):
+def q_network(obs_shape: int | Sequence[int], hidden: Sequence[int], n_actions: int, name: str,
+              conv: Sequence[int] = ()):
     """Flatten(window 1) → Dense(relu) × len(hidden) → Dense(n_actions, linear); layers h1, h2, …, q.
 
     With ``conv`` (image observations, channels last, e.g. MinAtar's 10×10×C): the window's one frame

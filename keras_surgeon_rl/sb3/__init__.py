@@ -87,8 +87,9 @@ def _check(model: Any, kind: str) -> None:
     name = type(model).__name__
     for extractor in _extractors(model):
         if not isinstance(extractor, FlattenExtractor):
-            raise SurgeryError(f"{name}'s features extractor is a {type(extractor).__name__}; keras_surgeon_rl.sb3 reads "
-                               "MlpPolicy (FlattenExtractor) networks so far: CNN and custom extractors are planned")
+            raise SurgeryError(f"{name}'s features extractor is a {type(extractor).__name__}; keras_surgeon_rl.sb3 "
+                               "reads MlpPolicy (FlattenExtractor) networks so far: CNN and custom extractors are "
+                               "planned")
     space = model.observation_space
     if not isinstance(space, spaces.Box) or len(space.shape) != 1:
         raise SurgeryError(f"{name}'s observation space is {space}; keras_surgeon_rl.sb3 supports 1-D Box observations "
@@ -361,7 +362,8 @@ def _carry_buffer(old: Any, new: Any, obs_src: np.ndarray, act_old: list, act_ne
     if a is None or b is None:
         return
     if a.buffer_size != b.buffer_size or a.n_envs != b.n_envs or a.optimize_memory_usage != b.optimize_memory_usage:
-        raise SurgeryError("the new replay buffer differs in size or layout from the old one; pass replay_buffer='fresh'")
+        raise SurgeryError("the new replay buffer differs in size or layout from the old one; pass "
+                           "replay_buffer='fresh'")
     keep = obs_src >= 0
     for name in ("observations", "next_observations"):
         if getattr(a, name, None) is not None and getattr(b, name, None) is not None:
@@ -546,7 +548,8 @@ def transplant_vec_normalize(stats: Any, spec: dict, venv: Any) -> Any:
         blob = pickle.dumps(stats)  # its settings and statistics, without the environment (VecNormalize.save)
     old, new = pickle.loads(blob), pickle.loads(blob)
     if isinstance(old.observation_space, spaces.Dict):
-        raise SurgeryError("VecNormalize over dict observations: keras_surgeon_rl.sb3 reads 1-D Box observations so far")
+        raise SurgeryError("VecNormalize over dict observations: keras_surgeon_rl.sb3 reads 1-D Box observations "
+                           "so far")
     n_obs = int(old.observation_space.shape[0])
     in_old, in_new = _ids(_change(spec, "inputs", "observation input"), n_obs)
     if tuple(venv.observation_space.shape) != (len(in_new),):
@@ -575,7 +578,8 @@ def layers(model: Any) -> list[tuple[str, str, tuple, int]]:
         for chain in net.chains:
             for name, prefix in mirror.params(chain, state):
                 w = state[f"{prefix}.weight"]
-                out.append((net.name, name, tuple(w.shape[::-1]), int(w.size + state.get(f"{prefix}.bias", w[:0]).size)))
+                size = w.size + state.get(f"{prefix}.bias", w[:0]).size
+                out.append((net.name, name, tuple(w.shape[::-1]), int(size)))
     return out
 
 

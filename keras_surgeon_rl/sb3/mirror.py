@@ -111,7 +111,8 @@ def networks(kind: str, state: dict) -> list[Network]:
                                               heads=(("actor.mu", "mu"), ("actor.log_std", "log_std"))),),
                              "actor", "actor.optimizer")]
         else:
-            actor = [Network("actor", (_chain(state, "actor.mu", "pi", "mu", final="tanh"),), "actor", "actor.optimizer"),
+            actor = [Network("actor", (_chain(state, "actor.mu", "pi", "mu", final="tanh"),), "actor",
+                             "actor.optimizer"),
                      Network("actor_target", (_chain(state, "actor_target.mu", "pi", "mu", final="tanh"),))]
         return actor + [critic("critic", "critic.optimizer"), critic("critic_target", None)]
     raise SurgeryError(f"no mirror for SB3 policies of kind {kind!r}")
