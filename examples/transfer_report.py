@@ -57,14 +57,15 @@ def data_file(task: str, root: Path = ROOT / "docs" / "data") -> Optional[Path]:
 
 
 def comparison(results: dict) -> dict:
-    """The results restricted to the seeds the transfer arms ran (every arm, those seeds only)."""
-    methods = [a for a, runs in results["arms"].items() if a not in YARDSTICKS and greedy.greedy_runs(results, a)]
+    """The results restricted to the comparison: the arms of :data:`ORDER` (the yardsticks and the methods;
+    a task's ablations are left out), at the seeds every method arm ran."""
+    methods = [a for a in ORDER if a not in YARDSTICKS and greedy.greedy_runs(results, a)]
     if not methods:
         raise ValueError(f"{results['experiment']}: no transfer-method arm has run")
     seeds = set.intersection(*[{r["seed"] for r in greedy.greedy_runs(results, a)} for a in methods])
+    if not seeds:
+        raise ValueError(f"{results['experiment']}: the method arms share no seed yet")
     arms = {a: [r for r in results["arms"][a] if r["seed"] in seeds] for a in ORDER if a in results["arms"]}
-    arms.update({a: [r for r in runs if r["seed"] in seeds] for a, runs in results["arms"].items() if a not in arms
-                 and a in methods})
     return {**results, "arms": {a: runs for a, runs in arms.items() if runs}, "seeds_compared": sorted(seeds)}
 
 
