@@ -1,14 +1,15 @@
-"""A Stable-Baselines3 DQN on Acrobot gains two observations and an action: surgery time and retention.
+"""A Stable-Baselines3 DQN on Acrobot gains an action and hidden units: surgery time and retention.
 
-Phase 1: SB3's DQN (``MlpPolicy``, RL Zoo's Acrobot settings) learns Acrobot without the angular
-velocities and with two torques (+1, 0). Surgery (``keras_surgeon_rl.sb3.transplant``): both
-velocities and the third torque (−1) join by ID, and the first hidden layer grows 64 → 96. Phase 2:
-the new agent learns on, from the carried optimizer state; the replay memory starts empty (the stored
-observations lack the velocities). The greedy policy (``predict(deterministic=True)``) is measured
-from fixed start states before surgery, right after it and during phase 2.
+Phase 1: SB3's DQN (``MlpPolicy``, RL Zoo's Acrobot settings, net_arch [64, 64]) learns Acrobot with
+two torques (+1, 0). Surgery (``keras_surgeon_rl.sb3.transplant``): the third torque (−1) joins by
+ID (``keep_greedy``: the greedy policy is unchanged) and the first hidden layer grows 64 → 96. Phase
+2: the new agent learns on, with the carried optimizer state and replay buffer (actions renumbered by
+ID). The greedy policy (``predict(deterministic=True)``) is measured from 10 fixed start states
+before surgery, right after it and during phase 2. (Without the angular velocities, the old agent
+stays at −500 within this budget: nothing to retain, so this example keeps them.)
 
 Usage:
-    python examples/sb3_acrobot.py                          # 2 seeds, 20,000 + 10,000 steps
+    python examples/sb3_acrobot.py                          # 3 seeds, 30,000 + 20,000 steps
     python examples/sb3_acrobot.py --seeds 1 --steps 2000 --old-steps 2000   # smoke test
 """
 
@@ -30,14 +31,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from keras_surgeon_rl import sb3  # noqa: E402
-from keras_surgeon_rl.env_ids import ACROBOT_ACTIONS, ACROBOT_FEATURES  # noqa: E402
+from keras_surgeon_rl.env_ids import ACROBOT_ACTIONS  # noqa: E402
 from keras_surgeon_rl.sb3.envs import make_env  # noqa: E402
 
-OLD_FEATURES = ACROBOT_FEATURES[:4]
 OLD_ACTIONS = ["torque+1", "torque0"]
-SPEC = {"inputs": {"old": OLD_FEATURES, "new": ACROBOT_FEATURES},
-        "outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS},
-        "units": {"q_0": 96}}
+SPEC = {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS}, "units": {"q_0": 96}}
 #: RL Zoo's hyperparameters for DQN on Acrobot-v1 (rl-baselines3-zoo, hyperparams/dqn.yml).
 DQN_SETTINGS = {"learning_rate": 6.3e-4, "batch_size": 128, "buffer_size": 50_000, "learning_starts": 0,
                 "gamma": 0.99, "target_update_interval": 250, "train_freq": 4, "gradient_steps": -1,
@@ -46,11 +44,11 @@ DQN_SETTINGS = {"learning_rate": 6.3e-4, "batch_size": 128, "buffer_size": 50_00
 EVAL_SEEDS = list(range(1000, 1010))
 
 
-def greedy_return(model, features=None, actions=None) -> float:
+def greedy_return(model, actions=None) -> float:
     """Mean return of the greedy policy from the fixed start states ``EVAL_SEEDS``."""
     total = []
     for seed in EVAL_SEEDS:
-        env = make_env("Acrobot-v1", features=features, actions=actions)
+        env = make_env("Acrobot-v1", actions=actions)
         obs, _ = env.reset(seed=seed)
         done, ret = False, 0.0
         while not done:
@@ -65,10 +63,10 @@ def greedy_return(model, features=None, actions=None) -> float:
 def run(seed: int, old_steps: int, steps: int, every: int) -> dict:
     from stable_baselines3 import DQN
 
-    model = DQN("MlpPolicy", make_env("Acrobot-v1", features=OLD_FEATURES, actions=OLD_ACTIONS), seed=seed,
+    model = DQN("MlpPolicy", make_env("Acrobot-v1", actions=OLD_ACTIONS), seed=seed,
                 **{**DQN_SETTINGS, "policy_kwargs": {"net_arch": [64, 64]}})
     model.learn(old_steps)
-    before = greedy_return(model, OLD_FEATURES, OLD_ACTIONS)
+    before = greedy_return(model, OLD_ACTIONS)
     seconds = []  # the first call in a process includes Keras's start-up; the second is the surgery itself
     for _ in range(2):
         start = time.perf_counter()
@@ -85,9 +83,9 @@ def run(seed: int, old_steps: int, steps: int, every: int) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--old-steps", type=int, default=20_000)
-    p.add_argument("--steps", type=int, default=10_000)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--old-steps", type=int, default=30_000)
+    p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--every", type=int, default=5000)
     p.add_argument("--out", type=Path, default=Path("results") / "sb3_acrobot.json")
     args = p.parse_args(argv)
