@@ -45,6 +45,11 @@ LUNARLANDER_ACTIONS = ["noop", "left", "main", "right"]
 #: velocity. Its one continuous action is the torque.
 PENDULUM_FEATURES = ["cos_theta", "sin_theta", "theta_dot"]
 
+#: Colour channels (the last axis) of ``CarRacing-v3``'s 96×96 frames, and its discrete actions
+#: (``continuous=False``).
+CARRACING_CHANNELS = ["red", "green", "blue"]
+CARRACING_ACTIONS = ["noop", "left", "right", "gas", "brake"]
+
 #: Actions of every MinAtar game (``MinAtar/<Game>-v0``, the full action set), by name.
 MINATAR_ACTIONS = ["noop", "left", "up", "right", "down", "fire"]
 #: Input channels (the last observation axis) of the MinAtar games, MinAtar's own names, by game.
@@ -75,6 +80,7 @@ _KNOWN_ENVS: dict[str, tuple[list[str], list[str] | None]] = {
     "LunarLanderContinuous-v2": (LUNARLANDER_FEATURES, None),
     "LunarLanderContinuous-v3": (LUNARLANDER_FEATURES, None),
     "Pendulum-v1": (PENDULUM_FEATURES, None),
+    "CarRacing-v3": (CARRACING_CHANNELS, CARRACING_ACTIONS),  # with continuous=False for the actions
     # MinAtar (``pip install minatar``): channels as features, by name; -v1 is the minimal action set
     **{f"MinAtar/{game}-v0": (channels, MINATAR_ACTIONS) for game, channels in MINATAR_CHANNELS.items()},
     **{f"MinAtar/{game}-v1": (channels, MINATAR_MINIMAL_ACTIONS[game]) for game, channels in MINATAR_CHANNELS.items()},

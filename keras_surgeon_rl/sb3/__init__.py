@@ -14,13 +14,14 @@ carried through the same index maps::
     sb3.verify(model, new_model, spec)        # largest difference on the old IDs
     new_model.learn(10_000)
 
-Supported: DQN, PPO, A2C, SAC and TD3 with ``MlpPolicy`` on 1-D ``Box`` observations; ``Discrete``
-actions (DQN; PPO/A2C without new actions) and ``Box`` actions. A new action of a Q-network starts
+Supported: DQN, PPO, A2C, SAC and TD3 with ``MlpPolicy`` on 1-D ``Box`` observations, and DQN, PPO
+and A2C with ``CnnPolicy`` (NatureCNN) on images, whose channels are the IDs; ``Discrete`` actions
+(DQN; PPO/A2C with ``new_action_probability`` for new ones) and ``Box`` actions. A new action of a Q-network starts
 below the greedy one (``keep_greedy``); a new Box action's mean (PPO, A2C, SAC) or action (TD3)
 starts at 0 from zero weights, its log-std at the policy's ``log_std_init`` (PPO, A2C) or 0 (SAC),
 and the critics' new action inputs have zero weights: the old actions' log-probabilities, actions
 and Q-values are unchanged. Layer names (``units``): ``q_0, …`` (DQN), ``pi_0, …, vf_0, …`` (PPO,
-A2C), ``pi_0, …, qf0_0, qf1_0, …`` (SAC, TD3). Anything else is refused up front with
+A2C), ``pi_0, …, qf0_0, qf1_0, …`` (SAC, TD3), ``features`` (a CNN's feature layer). Anything else is refused up front with
 :class:`~keras_surgeon_rl.errors.SurgeryError`.
 
 The networks are planned on Keras 3 mirrors (:mod:`keras_surgeon_rl.sb3.mirror`); with
@@ -79,27 +80,62 @@ def _extractors(model: Any) -> list:
     return [e for e in found if e is not None]
 
 
-def _check(model: Any, kind: str) -> None:
-    """Refuse what the mirror cannot represent, before anything is built."""
+def _check(model: Any, kind: str) -> Optional[tuple]:
+    """Refuse what the mirror cannot represent, before anything is built.
+
+    Returns:
+        For a CNN policy (image observations), the ``(module index, stride)`` of its convolutions
+        (:class:`~keras_surgeon_rl.sb3.mirror.Extractor`); ``None`` for a flat observation.
+    """
     from gymnasium import spaces
     from stable_baselines3.common.torch_layers import FlattenExtractor
 
     name = type(model).__name__
-    for extractor in _extractors(model):
-        if not isinstance(extractor, FlattenExtractor):
-            raise SurgeryError(f"{name}'s features extractor is a {type(extractor).__name__}; keras_surgeon_rl.sb3 "
-                               "reads MlpPolicy (FlattenExtractor) networks so far: CNN and custom extractors are "
-                               "planned")
     space = model.observation_space
-    if not isinstance(space, spaces.Box) or len(space.shape) != 1:
-        raise SurgeryError(f"{name}'s observation space is {space}; keras_surgeon_rl.sb3 supports 1-D Box observations "
-                           "so far")
+    extractors = _extractors(model)
+    convs = None
+    if not isinstance(space, spaces.Box) or len(space.shape) not in (1, 3):
+        raise SurgeryError(f"{name}'s observation space is {space}; keras_surgeon_rl.sb3 supports 1-D Box and image "
+                           "observations so far (dict observations are planned)")
+    if len(space.shape) == 3:
+        convs = _cnn_layout(name, extractors)
+    elif not all(isinstance(e, FlattenExtractor) for e in extractors):
+        other = next(e for e in extractors if not isinstance(e, FlattenExtractor))
+        raise SurgeryError(f"{name}'s features extractor is a {type(other).__name__}; keras_surgeon_rl.sb3 reads "
+                           "FlattenExtractor and NatureCNN-shaped networks: custom extractors are planned")
     activation = _activation(model).__name__
     if activation not in mirror.ACTIVATIONS:
         raise SurgeryError(f"{name}'s activation {activation} has no Keras counterpart here; supported: "
                            f"{sorted(mirror.ACTIVATIONS)}")
     if kind == "actor_critic" and getattr(model.policy, "use_sde", False):
         raise SurgeryError(f"{name} uses gSDE exploration; keras_surgeon_rl.sb3 reads plain Gaussian policies so far")
+    return convs
+
+
+def _cnn_layout(name: str, extractors: list) -> tuple:
+    """The convolutions of a NatureCNN-shaped extractor (``cnn``: Conv2d/ReLU pairs then Flatten; ``linear``:
+    Linear, ReLU), or a :class:`SurgeryError` naming what differs."""
+    import torch.nn as nn
+
+    layouts = set()
+    for e in extractors:
+        cnn, linear = getattr(e, "cnn", None), getattr(e, "linear", None)
+        parts = list(cnn) if isinstance(cnn, nn.Sequential) else []
+        ok = (parts and isinstance(linear, nn.Sequential) and [type(m) for m in linear] == [nn.Linear, nn.ReLU]
+              and isinstance(parts[-1], nn.Flatten)
+              and all(isinstance(m, nn.Conv2d) if i % 2 == 0 else isinstance(m, nn.ReLU)
+                      for i, m in enumerate(parts[:-1])))
+        convs = [(i, tuple(m.stride)) for i, m in enumerate(parts) if isinstance(m, nn.Conv2d)]
+        if not ok or any(tuple(m.padding) != (0, 0) or tuple(m.dilation) != (1, 1) or m.groups != 1
+                         for m in parts if isinstance(m, nn.Conv2d)):
+            raise SurgeryError(f"{name}'s features extractor {type(e).__name__} is not NatureCNN-shaped (cnn: Conv2d + "
+                               "ReLU without padding, then Flatten; linear: Linear + ReLU); custom extractors are "
+                               "planned")
+        layouts.add(tuple(convs))
+    if len(layouts) != 1:
+        raise SurgeryError(f"{name}'s features extractors differ in layout; keras_surgeon_rl.sb3 reads one shared "
+                           "layout")
+    return layouts.pop()
 
 
 def _activation(model: Any) -> type:
@@ -164,13 +200,21 @@ def _network_spec(spec: dict, kind: str, network: mirror.Network, obs: Optional[
 
 
 def _box(old_space: Any, old_ids: list, new_ids: list, env_space: Any, what: str) -> Any:
-    """The new Box: the old bounds by ID; new IDs take the bounds of ``env_space`` (required then)."""
+    """The new Box: the old bounds by ID (the features' axis: the last, or SB3's channels-first image
+    axis 0); new IDs take the bounds of ``env_space`` (required then; an image space is transposed to
+    channels first as SB3 does)."""
     from gymnasium import spaces
 
+    image = len(old_space.shape) == 3
+    if env_space is not None and image and tuple(env_space.shape[:2]) == tuple(old_space.shape[1:]):
+        from stable_baselines3.common.vec_env import VecTransposeImage
+
+        env_space = VecTransposeImage.transpose_space(env_space)
     if old_ids == new_ids:
         return old_space
+    shape = (len(new_ids),) + tuple(old_space.shape[1:]) if image else (len(new_ids),)
     if env_space is not None:
-        if tuple(env_space.shape) != (len(new_ids),):
+        if tuple(env_space.shape) != shape:
             raise SurgeryError(f"the new {what} space has shape {env_space.shape}, the spec's new {what} IDs number "
                                f"{len(new_ids)}: {new_ids}")
         return env_space
@@ -179,7 +223,9 @@ def _box(old_space: Any, old_ids: list, new_ids: list, env_space: Any, what: str
         new = [i for i, s in zip(new_ids, src) if s < 0]
         raise SurgeryError(f"new {what} IDs {new} need bounds: pass env= (an environment of the new setting) or "
                            f"{what}_space=, whose bounds give them")
-    return spaces.Box(low=np.asarray(old_space.low)[src], high=np.asarray(old_space.high)[src], dtype=old_space.dtype)
+    axis = 0 if image else -1
+    return spaces.Box(low=np.take(old_space.low, src, axis=axis), high=np.take(old_space.high, src, axis=axis),
+                      dtype=old_space.dtype)
 
 
 def _n(space: Any) -> int:
@@ -240,8 +286,14 @@ def _moments(model: Any, network: mirror.Network, old_state: dict, new_state: di
                 keep = action_src >= 0
                 new[keep] = old[action_src[keep]]
             else:
-                copy, units, transposed = maps[name]
-                new = map_slot(copy, old.T, shape[::-1], units).T if transposed else map_slot(copy, old, shape, units)
+                copy, units, layout = maps[name]
+                if layout == "dense":  # torch (out, in) <-> Keras (in, out)
+                    new = map_slot(copy, old.T, shape[::-1], units).T
+                elif layout == "conv":  # torch (out, in, kh, kw) <-> Keras (kh, kw, in, out)
+                    keras_shape = (shape[2], shape[3], shape[1], shape[0])
+                    new = map_slot(copy, old.transpose(2, 3, 1, 0), keras_shape, units).transpose(3, 2, 0, 1)
+                else:
+                    new = map_slot(copy, old, shape, units)
             mapped[key] = torch.as_tensor(np.ascontiguousarray(new), dtype=value.dtype, device=value.device)
         out["state"][index] = mapped
     return out
@@ -290,10 +342,10 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
     if replay_buffer not in ("auto", "carry", "fresh"):
         raise SurgeryError(f"replay_buffer={replay_buffer!r}: use 'auto', 'carry' or 'fresh'")
     kind = _kind(model)
-    _check(model, kind)
+    convs = _check(model, kind)
     old_state = _state(model.policy)
     activation = mirror.ACTIVATIONS[_activation(model).__name__]
-    n_obs, n_act = int(model.observation_space.shape[0]), _n(model.action_space)
+    n_obs, n_act = int(model.observation_space.shape[0]), _n(model.action_space)  # images: channels first
     obs, act = _change(spec, "inputs", "observation input"), _change(spec, "outputs", "action output")
     in_old, in_new = _ids(obs, n_obs)
     act_old, act_new = _ids(act, n_act)
@@ -301,9 +353,13 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
     observation_space = _box(model.observation_space, in_old, in_new,
                              observation_space or getattr(env, "observation_space", None), "observation")
     action_space = _action_space(model, act_old, act_new, action_space or getattr(env, "action_space", None))
-    nets = mirror.networks(kind, old_state)
+    nets = mirror.networks(kind, old_state, convs)
     known = {n for net in nets for n in mirror.layer_names(net)}
     unknown = sorted(set(spec.get("units") or {}) - known)
+    fixed = sorted(k for k in spec.get("units") or {} if k.startswith("cnn_"))
+    if fixed:
+        raise SurgeryError(f"units {fixed}: SB3 builds NatureCNN with fixed filter counts (32, 64, 64), so a resized "
+                           "convolution could not be rebuilt; resize 'features' or the net_arch layers instead")
     if unknown:
         raise SurgeryError(f"units names {unknown}, not layers of this {type(model).__name__}; its layers: "
                            f"{sorted(known)}")
@@ -314,7 +370,8 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
     if approximate and not 0 < new_action_probability * max(1, len(set(act_new) - set(act_old))) < 1:
         raise SurgeryError(f"new_action_probability={new_action_probability}: give p > 0 with p times the number of "
                            "new actions below 1")
-    plans = [(net, surgeon.plan(built := mirror.build(net, old_state, n_obs, n_act, activation),
+    obs_shape = tuple(model.observation_space.shape)
+    plans = [(net, surgeon.plan(built := mirror.build(net, old_state, obs_shape, n_act, activation),
                                 _network_spec(spec, kind, net, obs, act, discrete, approximate)), built)
              for net in nets]
     new_state, maps, mirrors = dict(old_state), {}, {}
@@ -324,12 +381,18 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
         new_state.update(mirror.state_dict_of(new_net, net, old_state))
         layer_maps: dict = {}
         plan_maps(plan, layer_maps)
-        for chain in net.chains:
-            for layer, prefix in mirror.params(chain, old_state):
-                _old, copy, units = layer_maps[(layer, "kernel")]
-                maps[f"{prefix}.weight"] = (copy, units, True)
-                if (layer, "bias") in layer_maps:
-                    maps[f"{prefix}.bias"] = (layer_maps[(layer, "bias")][1], units, False)
+        pairs = [pair for chain in net.chains for pair in mirror.params(chain, old_state)]
+        layouts = {layer: "dense" for layer, _ in pairs}
+        if net.extractor is not None:
+            for prefix in net.extractor.prefixes:
+                pairs += [(f"cnn_{k}", f"{prefix}.cnn.{i}") for k, (i, _s) in enumerate(net.extractor.convs)]
+                pairs.append(("features", f"{prefix}.linear.0"))
+            layouts.update({f"cnn_{k}": "conv" for k in range(len(net.extractor.convs))}, features="dense")
+        for layer, prefix in pairs:
+            _old, copy, units = layer_maps[(layer, "kernel")]
+            maps[f"{prefix}.weight"] = (copy, units, layouts[layer])
+            if (layer, "bias") in layer_maps:
+                maps[f"{prefix}.bias"] = (layer_maps[(layer, "bias")][1], units, "bias")
     action_src = index_of(act_old, act_new)
     if "log_std" in old_state:  # PPO/A2C's Gaussian: a parameter per action
         log_std = np.full(len(act_new), float(model.policy.log_std_init), dtype=old_state["log_std"].dtype)
@@ -369,7 +432,7 @@ def _carry_buffer(old: Any, new: Any, obs_src: np.ndarray, act_old: list, act_ne
         if getattr(a, name, None) is not None and getattr(b, name, None) is not None:
             target = getattr(b, name)
             target[...] = 0
-            target[..., keep] = getattr(a, name)[..., obs_src[keep]]
+            target[:, :, keep] = getattr(a, name)[:, :, obs_src[keep]]  # (size, envs, features or channels, …)
     if isinstance(old.action_space, spaces.Discrete):
         to_new = index_of(act_new, act_old)  # the new index of each old action
         stored = a.actions[: a.size() if not a.full else None].astype(np.int64)
@@ -459,6 +522,10 @@ def _rebuild(model: Any, kind: str, nets: list, mirrors: dict, state: dict, obse
     data, params, variables = load_from_zip_file(buffer, device="cpu")
     kwargs = dict(data.get("policy_kwargs") or {})
     kwargs["net_arch"] = _net_arch(kind, nets, mirrors)
+    with_cnn = next((net for net in nets if net.extractor is not None), None)
+    if with_cnn is not None:  # NatureCNN's feature layer: its width is a constructor argument
+        features = int(mirrors[with_cnn.name].get_layer("features").units)
+        kwargs["features_extractor_kwargs"] = {**kwargs.get("features_extractor_kwargs", {}), "features_dim": features}
     n_old, n_new = _n(model.action_space), len(action_src)
     data.update(observation_space=observation_space, action_space=action_space, policy_kwargs=kwargs,
                 _last_obs=None, _last_original_obs=None)
@@ -571,10 +638,10 @@ def layers(model: Any) -> list[tuple[str, str, tuple, int]]:
     """``(network, mirror layer, weight shape as a Keras kernel (in, out), parameters)`` of every Linear the
     surgery can change, for ``inspect``."""
     kind = _kind(model)
-    _check(model, kind)
+    convs = _check(model, kind)
     state = _state(model.policy)
     out = []
-    for net in mirror.networks(kind, state):
+    for net in mirror.networks(kind, state, convs):
         for chain in net.chains:
             for name, prefix in mirror.params(chain, state):
                 w = state[f"{prefix}.weight"]
@@ -603,9 +670,9 @@ def verify(old: Any, new: Any, spec: dict, n: int = 256, seed: int = 0) -> float
     rng = np.random.default_rng(seed)
     low, high = old.observation_space.low, old.observation_space.high
     finite = np.isfinite(low) & np.isfinite(high)
-    x_old = rng.normal(size=(n, n_obs)).astype(np.float32)
+    x_old = rng.normal(size=(n,) + low.shape).astype(np.float32)
     x_old[:, finite] = rng.uniform(low[finite], high[finite], size=(n, int(finite.sum())))
-    x_new = _embed(x_old, in_old, in_new)
+    x_new = _embed(x_old, in_old, in_new)  # images: by channel (SB3's channels-first axis)
     cols = index_of(act_new, act_old)
     if (cols < 0).any():
         raise SurgeryError(f"old actions {[a for a, c in zip(act_old, cols) if c < 0]} are not in the new model")
@@ -650,8 +717,8 @@ def verify(old: Any, new: Any, spec: dict, n: int = 256, seed: int = 0) -> float
 
 
 def _embed(x: np.ndarray, old_ids: list, new_ids: list) -> np.ndarray:
-    """Rows of ``x`` (old IDs' values) at their new positions; zeros at new IDs."""
-    out = np.zeros((len(x), len(new_ids)), np.float32)
+    """``x``'s features (axis 1: a vector's entries, an image's channels) at their new positions; zeros at new IDs."""
+    out = np.zeros((len(x), len(new_ids)) + x.shape[2:], np.float32)
     src = index_of(old_ids, new_ids)
     out[:, src >= 0] = x[:, src[src >= 0]]
     return out

@@ -58,6 +58,21 @@ class Chain:
 
 
 @dataclass(frozen=True)
+class Extractor:
+    """A CNN features extractor (SB3's ``NatureCNN`` layout): convolutions, a flatten, one Linear + ReLU.
+
+    Attributes:
+        prefixes: the ``state_dict`` prefixes that hold it (a PPO's shared extractor appears as
+            ``features_extractor``, ``pi_features_extractor`` and ``vf_features_extractor``: one layer).
+        convs: ``(module index, stride)`` of each ``Conv2d`` in ``<prefix>.cnn``, in order (kernel
+            sizes come from the weights; padding is 0).
+    """
+
+    prefixes: tuple[str, ...]
+    convs: tuple[tuple[int, tuple[int, int]], ...]
+
+
+@dataclass(frozen=True)
 class Network:
     """A network of the policy: its chains, and the optimizer that trains it (``None`` for targets).
 
@@ -72,6 +87,7 @@ class Network:
     chains: tuple[Chain, ...]
     module: str = ""
     optimizer: Optional[str] = None
+    extractor: Optional[Extractor] = None
 
 
 def _linear_indices(state: dict, prefix: str) -> list[int]:
@@ -89,16 +105,30 @@ def _chain(state: dict, prefix: str, stem: str, last: Optional[str], **kw) -> Ch
     return Chain(prefix, names, **kw)
 
 
-def networks(kind: str, state: dict) -> list[Network]:
-    """The mirrored networks of a policy of ``kind`` (``"dqn"``, ``"actor_critic"``, ``"sac"``, ``"td3"``)."""
+def networks(kind: str, state: dict, convs: Optional[tuple] = None) -> list[Network]:
+    """The mirrored networks of a policy of ``kind`` (``"dqn"``, ``"actor_critic"``, ``"sac"``, ``"td3"``).
+
+    ``convs``: the ``(module index, stride)`` of a CNN extractor's convolutions (:class:`Extractor`),
+    for a policy that reads images; ``None`` for a flat observation.
+    """
+    def extractor(*prefixes: str) -> Optional[Extractor]:
+        if convs is None:
+            return None
+        return Extractor(tuple(p for p in prefixes if f"{p}.linear.0.weight" in state), tuple(convs))
+
     if kind == "dqn":
-        return [Network("q_net", (_chain(state, "q_net.q_net", "q", "q"),), "q_net", "policy.optimizer"),
-                Network("q_net_target", (_chain(state, "q_net_target.q_net", "q", "q"),))]
+        return [Network("q_net", (_chain(state, "q_net.q_net", "q", "q"),), "q_net", "policy.optimizer",
+                        extractor("q_net.features_extractor")),
+                Network("q_net_target", (_chain(state, "q_net_target.q_net", "q", "q"),), extractor=extractor(
+                    "q_net_target.features_extractor"))]
     if kind == "actor_critic":
         return [Network("policy", (
             _chain(state, "mlp_extractor.policy_net", "pi", None, heads=(("action_net", "action_net"),)),
             _chain(state, "mlp_extractor.value_net", "vf", None, heads=(("value_net", "value_net"),))),
-            "", "policy.optimizer")]
+            "", "policy.optimizer",
+            extractor("features_extractor", "pi_features_extractor", "vf_features_extractor"))]
+    if convs is not None:
+        raise SurgeryError(f"CNN policies of kind {kind!r} are not mirrored yet (DQN, PPO and A2C are)")
     if kind in ("sac", "td3"):
         n_critics = len({m.group(1) for k in state if (m := re.match(r"critic\.qf(\d+)\.", k))})
 
@@ -126,32 +156,36 @@ def params(chain: Chain, state: dict) -> list[tuple[str, str]]:
 
 
 def layer_names(network: Network) -> list[str]:
-    return [name for chain in network.chains for name in chain.names + tuple(n for _, n in chain.heads)]
+    own = [name for chain in network.chains for name in chain.names + tuple(n for _, n in chain.heads)]
+    if network.extractor is None:
+        return own
+    return [f"cnn_{k}" for k in range(len(network.extractor.convs))] + ["features"] + own
 
 
-def build(network: Network, state: dict, n_obs: int, n_act: int, activation: str) -> Any:
+def build(network: Network, state: dict, obs_shape: tuple, n_act: int, activation: str) -> Any:
     """A Keras 3 functional mirror of ``network`` with the parameters of ``state``; one output per
     chain head (or per chain without heads).
 
     Args:
         network: one of :func:`networks`.
         state: the policy's ``state_dict`` as NumPy arrays.
-        n_obs: the observation's length.
+        obs_shape: the (preprocessed) observation's shape: ``(n,)``, or ``(channels, height, width)``
+            for a CNN extractor (SB3's channels-first images).
         n_act: the action's length (critics' second input).
         activation: the Keras activation between Linear layers (:data:`ACTIVATIONS`).
     """
     import keras
 
-    obs = keras.Input((n_obs,), name="obs")
+    obs = keras.Input(tuple(obs_shape), name="obs")
     inputs = [obs]
-    action = None
+    outputs, weights = [], {}
+    features = obs if network.extractor is None else _cnn(keras, network.extractor, state, obs, weights)
     if any(c.reads_action for c in network.chains):
         action = keras.Input((n_act,), name="action")
         inputs.append(action)
-        joined = keras.layers.Concatenate(name="obs_action")([obs, action])
-    outputs, weights = [], {}
+        joined = keras.layers.Concatenate(name="obs_action")([features, action])
     for chain in network.chains:
-        h = joined if chain.reads_action else obs
+        h = joined if chain.reads_action else features
         idx = _linear_indices(state, chain.prefix)
         for k, (name, i) in enumerate(zip(chain.names, idx)):
             last = k == len(idx) - 1 and not chain.heads
@@ -167,6 +201,19 @@ def build(network: Network, state: dict, n_obs: int, n_act: int, activation: str
     return model
 
 
+def _cnn(keras: Any, extractor: Extractor, state: dict, x: Any, weights: dict) -> Any:
+    """NatureCNN's layers on the channels-first input ``x``: Conv2D + ReLU each, a row-major flatten (a
+    ``Reshape``, as PyTorch's ``Flatten``; Keras's channels-first ``Flatten`` would reorder), Linear + ReLU."""
+    prefix = extractor.prefixes[0]
+    for k, (index, stride) in enumerate(extractor.convs):
+        kernel, bias = state[f"{prefix}.cnn.{index}.weight"], state[f"{prefix}.cnn.{index}.bias"]
+        weights[f"cnn_{k}"] = [kernel.transpose(2, 3, 1, 0), bias]  # (out, in, kh, kw) -> (kh, kw, in, out)
+        x = keras.layers.Conv2D(kernel.shape[0], kernel.shape[2:], strides=stride, padding="valid",
+                                data_format="channels_first", activation="relu", name=f"cnn_{k}")(x)
+    x = keras.layers.Reshape((-1,), name="flatten")(x)
+    return _dense(keras, state, f"{prefix}.linear.0", "features", "relu", weights)(x)
+
+
 def _dense(keras: Any, state: dict, prefix: str, name: str, activation: Optional[str], weights: dict) -> Any:
     kernel, bias = state[f"{prefix}.weight"], state.get(f"{prefix}.bias")
     weights[name] = [kernel.T] + ([bias] if bias is not None else [])
@@ -180,6 +227,15 @@ def state_dict_of(model: Any, network: Network, old_state: dict) -> dict[str, np
     its chains as Linear, activation, Linear, …, so a resized chain has the same indices.
     """
     out = {}
+    if network.extractor is not None:
+        for prefix in network.extractor.prefixes:  # a shared extractor: the same new arrays under each name
+            for k, (index, _stride) in enumerate(network.extractor.convs):
+                kernel, bias = model.get_layer(f"cnn_{k}").get_weights()
+                out[f"{prefix}.cnn.{index}.weight"] = np.ascontiguousarray(np.asarray(kernel).transpose(3, 2, 0, 1))
+                out[f"{prefix}.cnn.{index}.bias"] = np.asarray(bias)
+            kernel, bias = model.get_layer("features").get_weights()
+            out[f"{prefix}.linear.0.weight"] = np.ascontiguousarray(np.asarray(kernel).T)
+            out[f"{prefix}.linear.0.bias"] = np.asarray(bias)
     for chain in network.chains:
         for name, prefix in params(chain, old_state):
             arrays = model.get_layer(name).get_weights()

@@ -258,3 +258,28 @@ def test_ppo_gains_an_action_only_with_a_stated_approximate_start():
     # the old actions keep their odds: only their share shrinks
     np.testing.assert_allclose(p_new[:, 2] / p_new[:, 1], p_old[:, 0] / p_old[:, 1], rtol=1e-4)
     new.learn(128)
+
+
+def test_cnn_policies_gain_an_image_channel_by_id():
+    """CarRacing's frames: a DQN and a PPO that saw the red and green channels get the blue one too (NatureCNN
+    filters by channel ID, new channels with zero weights), the PPO's shared extractor once, a wider feature layer."""
+    old_channels, channels = ["red", "green"], ["red", "green", "blue"]
+    spec = {"inputs": {"old": old_channels, "new": channels}, "units": {"features": 600}}
+    old_env = make_env("CarRacing-v3", features=old_channels, continuous=False)
+    dqn_cnn = DQN("CnnPolicy", old_env, buffer_size=300, learning_starts=40, train_freq=4, seed=0)
+    dqn_cnn.learn(120)
+    new = sb3.transplant(dqn_cnn, spec, env=make_env("CarRacing-v3", continuous=False))
+    assert new.observation_space.shape == (3, 96, 96)
+    assert sb3.verify(dqn_cnn, new, spec, n=16) <= 1e-4  # Q-values (online and target) on random frames
+    assert new.policy.q_net.features_extractor.linear[0].out_features == 600
+    assert new.replay_buffer.size() == 0  # new channels: the stored frames lack them ("auto")
+    new.learn(60)
+
+    ppo = PPO("CnnPolicy", make_env("CarRacing-v3", features=old_channels, continuous=False), n_steps=32,
+              batch_size=32, n_epochs=1, seed=0)
+    ppo.learn(32)
+    new = sb3.transplant(ppo, spec, env=make_env("CarRacing-v3", continuous=False))
+    assert sb3.verify(ppo, new, spec, n=16) <= 1e-4  # log-probs and values
+    shared = new.policy.features_extractor
+    assert new.policy.pi_features_extractor is shared and new.policy.vf_features_extractor is shared
+    new.learn(32)
