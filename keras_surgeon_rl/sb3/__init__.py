@@ -571,9 +571,9 @@ def load(path: Any, algo: Any = None, env: Any = None) -> Any:
 
 
 def transplant_zip(src: Any, spec: dict, dst: Any, env: Any = None, optimizer_state: str = "carry",
-                   algo: Any = None) -> Any:
+                   algo: Any = None, replay_buffer: Any = None, replay_buffer_dst: Any = None, **kwargs: Any) -> Any:
     """:func:`transplant` for a saved agent: reads ``src`` (an SB3 ``.zip``, see :func:`load`), writes
-    ``dst``; returns the new model. A replay buffer saved to its own file is not carried (yet).
+    ``dst``; returns the new model.
 
     Args:
         src: the saved agent (path or file object).
@@ -582,9 +582,22 @@ def transplant_zip(src: Any, spec: dict, dst: Any, env: Any = None, optimizer_st
         env: an environment of the new setting (see :func:`transplant`).
         optimizer_state: ``"carry"`` or ``"fresh"``.
         algo: the algorithm class; default: read from the file.
+        replay_buffer: the old agent's replay buffer file (``save_replay_buffer``), to carry by ID
+            into ``replay_buffer_dst`` (as :func:`transplant`'s ``replay_buffer="auto"``, or the
+            policy given in ``kwargs``).
+        replay_buffer_dst: where to write the new agent's replay buffer (required with ``replay_buffer``).
+        **kwargs: more :func:`transplant` options (``observation_space``, ``new_action_probability``, …).
     """
-    new = transplant(load(src, algo), spec, env=env, optimizer_state=optimizer_state)
+    if (replay_buffer is None) != (replay_buffer_dst is None):
+        raise SurgeryError("give both replay_buffer= (the old agent's buffer file) and replay_buffer_dst= (where the "
+                           "new one goes), or neither")
+    old = load(src, algo)
+    if replay_buffer is not None:
+        old.load_replay_buffer(replay_buffer)
+    new = transplant(old, spec, env=env, optimizer_state=optimizer_state, **kwargs)
     new.save(dst)
+    if replay_buffer_dst is not None:
+        new.save_replay_buffer(replay_buffer_dst)
     return new
 
 

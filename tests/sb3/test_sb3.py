@@ -81,6 +81,17 @@ def test_a_saved_dqn_is_transplanted_to_a_zip_that_load_and_learn_accept(dqn, tm
     loaded = DQN.load(tmp_path / "new.zip", env=make_env("Acrobot-v1"))
     assert sb3.verify(dqn, loaded, DQN_SPEC) <= 1e-5
     loaded.learn(150)
+    # the replay buffer saved beside it, carried by ID (actions only: the observations keep their features)
+    dqn.save_replay_buffer(tmp_path / "old_buffer.pkl")
+    spec = {"outputs": DQN_SPEC["outputs"]}
+    sb3.transplant_zip(tmp_path / "old.zip", spec, tmp_path / "new2.zip", replay_buffer=tmp_path / "old_buffer.pkl",
+                       replay_buffer_dst=tmp_path / "new_buffer.pkl")
+    again = DQN.load(tmp_path / "new2.zip", env=make_env("Acrobot-v1", features=OLD_FEATURES))
+    again.load_replay_buffer(tmp_path / "new_buffer.pkl")
+    n = dqn.replay_buffer.size()
+    assert again.replay_buffer.size() == n > 0
+    np.testing.assert_array_equal(again.replay_buffer.actions[:n], np.array([2, 1])[dqn.replay_buffer.actions[:n]])
+    again.learn(100)
 
 
 def test_ppo_cartpole_gains_observations_and_a_wider_policy_net():
