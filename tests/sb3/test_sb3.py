@@ -294,3 +294,15 @@ def test_cnn_policies_gain_an_image_channel_by_id():
     shared = new.policy.features_extractor
     assert new.policy.pi_features_extractor is shared and new.policy.vf_features_extractor is shared
     new.learn(32)
+
+
+def test_dqn_cartpole_gains_an_observation_and_an_action():
+    """The issue's own case: a CartPole DQN that saw three features and could only push right."""
+    kept, old_actions = ["x", "x_dot", "theta"], ["right"]
+    model = DQN("MlpPolicy", make_env("CartPole-v1", features=kept, actions=old_actions), learning_starts=50, seed=0)
+    model.learn(200)
+    spec = {"inputs": {"old": kept, "new": CARTPOLE_FEATURES}, "outputs": {"old": old_actions, "new": ["left", "right"]}}
+    new = sb3.transplant(model, spec, env=make_env("CartPole-v1"))
+    assert new.observation_space.shape == (4,) and new.action_space.n == 2
+    assert sb3.verify(model, new, spec) <= 1e-5
+    new.learn(100)
