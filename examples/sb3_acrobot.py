@@ -1,12 +1,13 @@
 """A Stable-Baselines3 DQN on Acrobot gains an action and hidden units: surgery time and retention.
 
 Phase 1: SB3's DQN (``MlpPolicy``, RL Zoo's Acrobot settings, net_arch [64, 64]) learns Acrobot with
-two torques (+1, 0). Surgery (``keras_surgeon_rl.sb3.transplant``): the third torque (−1) joins by
-ID (``keep_greedy``: the greedy policy is unchanged) and the first hidden layer grows 64 → 96. Phase
+two torques (−1, +1). Surgery (``keras_surgeon_rl.sb3.transplant``): zero torque joins by ID
+(``keep_greedy``: the greedy policy is unchanged) and the first hidden layer grows 64 → 96. Phase
 2: the new agent learns on, with the carried optimizer state and replay buffer (actions renumbered by
 ID). The greedy policy (``predict(deterministic=True)``) is measured from 10 fixed start states
-before surgery, right after it and during phase 2. (Without the angular velocities, the old agent
-stays at −500 within this budget: nothing to retain, so this example keeps them.)
+before surgery, right after it and during phase 2. (Measured first with torques +1 and 0, and without
+the angular velocities: the old agents stayed at −500 when greedy within this budget, nothing to
+retain.)
 
 Usage:
     python examples/sb3_acrobot.py                          # 3 seeds, 30,000 + 20,000 steps
@@ -34,7 +35,7 @@ from keras_surgeon_rl import sb3  # noqa: E402
 from keras_surgeon_rl.env_ids import ACROBOT_ACTIONS  # noqa: E402
 from keras_surgeon_rl.sb3.envs import make_env  # noqa: E402
 
-OLD_ACTIONS = ["torque+1", "torque0"]
+OLD_ACTIONS = ["torque-1", "torque+1"]
 SPEC = {"outputs": {"old": OLD_ACTIONS, "new": ACROBOT_ACTIONS}, "units": {"q_0": 96}}
 #: RL Zoo's hyperparameters for DQN on Acrobot-v1 (rl-baselines3-zoo, hyperparams/dqn.yml).
 DQN_SETTINGS = {"learning_rate": 6.3e-4, "batch_size": 128, "buffer_size": 50_000, "learning_starts": 0,
