@@ -343,6 +343,10 @@ def transplant(model: Any, spec: dict, env: Any = None, optimizer_state: str = "
         raise SurgeryError(f"replay_buffer={replay_buffer!r}: use 'auto', 'carry' or 'fresh'")
     kind = _kind(model)
     convs = _check(model, kind)
+    other = sorted(set(spec) - {"inputs", "outputs", "units", "init"})
+    if other:
+        raise SurgeryError(f"spec keys {other}: SB3 agents take inputs, outputs, units and init so far (SB3 rebuilds "
+                           "its networks from net_arch, so an inserted or deleted layer needs a net_arch rule: planned)")
     old_state = _state(model.policy)
     activation = mirror.ACTIVATIONS[_activation(model).__name__]
     n_obs, n_act = int(model.observation_space.shape[0]), _n(model.action_space)  # images: channels first

@@ -135,6 +135,8 @@ def test_what_sb3_could_not_rebuild_is_refused_before_anything_is_built(dqn):
         sb3.transplant(dqn, {"units": {"q_9": 10}})
     with pytest.raises(SurgeryError, match=r"the critics' hidden layers would differ .*resize qf0_k and qf1_k alike"):
         sb3.transplant(SAC("MlpPolicy", make_env("Pendulum-v1"), buffer_size=100, seed=0), {"units": {"qf0_0": 300}})
+    with pytest.raises(SurgeryError, match=r"spec keys \['insert'\]: SB3 agents take inputs, outputs, units"):
+        sb3.transplant(dqn, {"insert": [{"after": "q_0", "layer": "Dense", "units": 64}]})
     with pytest.raises(SurgeryError, match=r"gSDE"):
         sb3.transplant(PPO("MlpPolicy", make_env("Pendulum-v1"), use_sde=True, n_steps=16, batch_size=16), {})
 
