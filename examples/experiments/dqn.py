@@ -321,17 +321,15 @@ def fresh_start(exp: dict, arm: str) -> bool:
 def initialize_fresh(agent: DQNAgent, old: DQNAgent, arm: str, exp: dict, seed: int) -> DQNAgent:
     """A fresh agent's network after the arm's ``copy`` or ``distill`` from the old one (target synced)."""
     options = arm_options(exp, arm)
-    if "copy" in options:
-        copy = options["copy"]
-        copy_layers(old.model, agent.model, first=copy.get("first"), last=copy.get("last"))
+    copy = options.get("copy", {})
+    if copy:
+        copy_layers(old.model, agent.model, first=copy.get("first"), last=copy.get("last"),
+                    freeze=copy.get("freeze", False))
     if "distill" in options:
         _distill(agent, old, exp, options["distill"], seed)
     agent.target_model.set_weights(agent.model.get_weights())
-    if options.get("copy", {}).get("freeze"):
-        n = options["copy"].get("first") or options["copy"].get("last")
-        layers = [layer for layer in agent.model.layers if layer.weights]
-        freeze(agent.model, layers[:n] if "first" in options["copy"] else layers[-n:])
-        recompile_agent(agent)
+    if copy.get("freeze"):
+        recompile_agent(agent)  # the copied layers' freeze takes effect
     _freeze(agent, options)
     return agent
 
