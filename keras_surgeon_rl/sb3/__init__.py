@@ -471,11 +471,7 @@ def _approximate_bias(model: Any, p: float, k: int, n: int = 1024, seed: int = 0
     if buffer is not None and getattr(buffer, "full", False):
         observations = np.asarray(buffer.observations).reshape(-1, model.observation_space.shape[0])
     if observations is None or not len(observations):
-        rng = np.random.default_rng(seed)
-        low, high = model.observation_space.low, model.observation_space.high
-        finite = np.isfinite(low) & np.isfinite(high)
-        observations = rng.normal(size=(n, len(low))).astype(np.float32)
-        observations[:, finite] = rng.uniform(low[finite], high[finite], size=(n, int(finite.sum())))
+        observations = _sample_observations(model.observation_space, n, np.random.default_rng(seed))
     policy = model.policy
     with torch.no_grad():  # the action net's raw logits (the distribution's are normalized)
         x = torch.as_tensor(observations, dtype=torch.float32, device=model.device)
@@ -685,10 +681,7 @@ def verify(old: Any, new: Any, spec: dict, n: int = 256, seed: int = 0) -> float
     in_old, in_new = _ids(_change(spec, "inputs", "observation input"), n_obs)
     act_old, act_new = _ids(_change(spec, "outputs", "action output"), n_act)
     rng = np.random.default_rng(seed)
-    low, high = old.observation_space.low, old.observation_space.high
-    finite = np.isfinite(low) & np.isfinite(high)
-    x_old = rng.normal(size=(n,) + low.shape).astype(np.float32)
-    x_old[:, finite] = rng.uniform(low[finite], high[finite], size=(n, int(finite.sum())))
+    x_old = _sample_observations(old.observation_space, n, rng)
     x_new = _embed(x_old, in_old, in_new)  # images: by channel (SB3's channels-first axis)
     cols = index_of(act_new, act_old)
     if (cols < 0).any():
@@ -731,6 +724,15 @@ def verify(old: Any, new: Any, spec: dict, n: int = 256, seed: int = 0) -> float
                 for u, v in zip(qa, qb):
                     differ(u, v)
     return max(diffs)
+
+
+def _sample_observations(space: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` observations of a Box: uniform where both bounds are finite, standard normal elsewhere."""
+    low, high = space.low, space.high
+    finite = np.isfinite(low) & np.isfinite(high)
+    x = rng.normal(size=(n,) + low.shape).astype(np.float32)
+    x[:, finite] = rng.uniform(low[finite], high[finite], size=(n, int(finite.sum())))
+    return x
 
 
 def _embed(x: np.ndarray, old_ids: list, new_ids: list) -> np.ndarray:
