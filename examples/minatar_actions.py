@@ -40,6 +40,10 @@ OLD_ACTIONS = MINATAR_MINIMAL_ACTIONS["Breakout"]
 NETWORK = {"conv": [16], "hidden": [128]}
 AGENT = {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000, "memory": 100_000, "target_model_update": 1000,
          "lr": 2.5e-4}
+#: MinAtar has no time limit, and a deterministic greedy policy can keep the ball (or a wave of
+#: aliens) going in a loop for ever: a greedy evaluation episode stops after this many steps. The
+#: old agents' greedy episodes last 6–128 steps (seeds 0 and 1), so it binds only on such a loop.
+EVAL_MAX_STEPS = 10_000
 EXP = {
     "env": "MinAtar/Breakout-v0",
     "old": {"features": None, "actions": OLD_ACTIONS, **NETWORK},
@@ -59,7 +63,8 @@ COPY_LEFT_OUT = "the output layer has 3 actions in the old network and 6 in the 
 def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=50_000, runs=5,
                     at=[5000, 10_000, 25_000, 45_000], title="MinAtar Breakout: actions (noop, left, right) → all 6",
-                    smooth=20, old_steps=OLD_STEPS, eval_every=5000, transfer_arms=TRANSFER_ARMS)
+                    smooth=20, old_steps=OLD_STEPS, eval_every=5000, transfer_arms=TRANSFER_ARMS,
+                    eval_max_steps=EVAL_MAX_STEPS)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ def main(argv=None):
     return dqn.main(__doc__, EXPERIMENT, EXP, ARMS, argv, steps=50_000, runs=5,
                     at=[5000, 10_000, 25_000, 45_000], title="MinAtar: Breakout (minimal actions) → Space Invaders",
                     smooth=20, old_steps=OLD_STEPS, eval_every=5000, transfer_arms=TRANSFER_ARMS,
+                    eval_max_steps=minatar_actions.EVAL_MAX_STEPS,
                     old_agents_of=minatar_actions.EXPERIMENT)
 
 

@@ -421,17 +421,29 @@ def _distill(student: DQNAgent, teacher: DQNAgent, exp: dict, settings: dict, se
     student.distilled = {"states": len(x), "agreement": history.agreement[-1], "loss": history.loss[-1]}
 
 
-def evaluation_settings(every: int, episodes: int = 10, seed_base: int = EVAL_SEED_BASE) -> Optional[dict]:
-    """The greedy evaluation of phase 2 (saved in the config), or ``None`` for ``every=0`` (no evaluation)."""
+def evaluation_settings(every: int, episodes: int = 10, seed_base: int = EVAL_SEED_BASE,
+                        max_steps: Optional[int] = None) -> Optional[dict]:
+    """The greedy evaluation of phase 2 (saved in the config), or ``None`` for ``every=0`` (no evaluation).
+
+    ``max_steps`` caps a greedy episode, for environments without a time limit of their own (MinAtar:
+    a deterministic greedy policy can keep a ball bouncing in a loop for ever); ``None``: the
+    environment's limit ends it.
+    """
     if every <= 0:
         return None
     return {"every": every, "episodes": episodes, "seeds": eval_seeds(episodes, seed_base),
-            "policy": "greedy (argmax Q)", "max_steps": "the environment's limit"}
+            "policy": "greedy (argmax Q)", "max_steps": max_steps or "the environment's limit"}
 
 
-def greedy(agent: DQNAgent, exp: dict, setting: dict, seeds: Sequence[int]) -> dict:
+def _max_steps(evaluation: dict) -> Optional[int]:
+    """The cap of a greedy episode in ``evaluation`` (:func:`evaluation_settings`), or ``None``."""
+    cap = evaluation.get("max_steps")
+    return cap if isinstance(cap, int) else None
+
+
+def greedy(agent: DQNAgent, exp: dict, setting: dict, seeds: Sequence[int], max_steps: Optional[int] = None) -> dict:
     """:func:`greedy_returns` of ``agent`` in the environment of ``setting`` from the resets ``seeds``."""
-    return greedy_returns(agent, lambda: env_for(exp, setting, seed=None), seeds)
+    return greedy_returns(agent, lambda: env_for(exp, setting, seed=None), seeds, max_steps=max_steps)
 
 
 def random_reference(exp: dict, seeds: Sequence[int], repeats: int = 10) -> dict:
@@ -464,10 +476,11 @@ def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[i
     total = steps + old_steps if arm == "scratch" else steps
     callbacks, out = [], {}
     if evaluation is not None:
-        seeds = evaluation["seeds"]
-        before = greedy(old, exp, exp["old"], seeds)
-        after = before if arm == "old" else greedy(agent, exp, setting, seeds)
-        callbacks = [GreedyEvaluation(lambda: env_for(exp, setting, seed=None), seeds, every=evaluation["every"])]
+        seeds, cap = evaluation["seeds"], _max_steps(evaluation)
+        before = greedy(old, exp, exp["old"], seeds, max_steps=cap)
+        after = before if arm == "old" else greedy(agent, exp, setting, seeds, max_steps=cap)
+        callbacks = [GreedyEvaluation(lambda: env_for(exp, setting, seed=None), seeds, every=evaluation["every"],
+                                      max_steps=cap)]
     options = arm_options(exp, arm) if arm not in ("old", "scratch") else {}
     if options.get("freeze", {}).get("steps"):
         callbacks.append(ThawAfter(options["freeze"]["layers"], options["freeze"]["steps"]))
@@ -489,14 +502,15 @@ def run_one(arm: str, seed: int, steps: int, *, exp: dict, old_steps: Optional[i
 def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Optional[Sequence[str]],
          steps: int, runs: int, at: Sequence[int], title: str, smooth: int = 10,
          old_steps: Optional[int] = None, eval_every: int = 500, transfer_arms: Sequence[str] = (),
-         old_agents_of: Optional[str] = None) -> dict:
+         old_agents_of: Optional[str] = None, eval_max_steps: Optional[int] = None) -> dict:
     """Parse the options, run every arm, print the tables, draw the plots; returns the JSON and PNG paths.
 
     ``transfer_arms``: the transfer-method arms of the task (:mod:`examples.experiments.transfer`),
     run with ``--transfer`` (together with ``old``, ``preserve``, ``original`` and ``scratch``, the
     comparison's yardsticks) or when ``--arms`` names them. ``old_agents_of``: the experiment whose
     cached old agents to use (``<out>/<it>/old_agents``; default this one's), for experiments that
-    start from the same old agents.
+    start from the same old agents. ``eval_max_steps``: the cap of a greedy evaluation episode, for
+    environments without a time limit (:func:`evaluation_settings`).
 
     ``--old-steps`` (default: ``old_steps``, else ``--steps``) sets phase 1; ``--steps`` is phase 2;
     ``--eval-every`` defaults to ``eval_every``.
@@ -522,7 +536,7 @@ def main(doc: str, experiment: str, exp: dict, arms: Sequence[str], argv: Option
     if getattr(args, "transfer", False):
         args.arms = [a for a in transfer.BASE_ARMS if a in arms] + list(transfer_arms)
     old_steps = args.old_steps or args.steps
-    evaluation = evaluation_settings(args.eval_every, args.eval_episodes)
+    evaluation = evaluation_settings(args.eval_every, args.eval_episodes, max_steps=eval_max_steps)
     cache = str(args.out / (old_agents_of or experiment) / "old_agents")  # shared by every --name; keyed by settings
     print(f"{experiment}: arms {', '.join(args.arms)}; {args.runs} runs each (seeds {args.seed}–"
           f"{args.seed + args.runs - 1}); phase 1 {old_steps} steps (cached in {cache}), phase 2 {args.steps} "

@@ -143,6 +143,13 @@ def test_experiment_engine_stores_greedy_evaluations(tmp_path, capsys):
     cache = str(tmp_path / "toy" / "old_agents")
     plain = dqn.run_one("scratch", 0, 200, exp=EXP, old_steps=150, cache=cache)
     assert plain["records"] == runs["scratch"]["records"] and plain["equal_samples"] == eq
+    # a cap on greedy episodes (MinAtar has no time limit) stops every evaluation, and only it, there
+    capped = dqn.run_one("old", 0, 200, exp=EXP, old_steps=150, cache=cache,
+                         evaluation=dqn.evaluation_settings(100, 3, max_steps=5))
+    assert min(runs["old"]["greedy"]["before"]["lengths"]) > 5  # uncapped, every episode ran longer
+    evaluations = [capped["greedy"]["before"], capped["greedy"]["after"]] + capped["greedy"]["curve"]
+    assert len(evaluations) == 5 and all(e["lengths"] == [5, 5, 5] for e in evaluations)
+    assert capped["records"] == runs["old"]["records"]
 
     # resume: same settings keep every run; other evaluation settings are refused
     dqn.main("doc", "toy", EXP, ["old", "preserve", "scratch"], argv + ["--resume"], steps=200,

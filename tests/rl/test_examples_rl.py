@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from examples import minatar_cross_game  # noqa: E402  (sets up keras-rl2, as conftest did already)
+from examples import minatar_actions, minatar_cross_game  # noqa: E402  (sets up keras-rl2, as conftest did already)
 
 EVERY = {"acrobot_actions": 1000, "lunarlander_actions": 1000}  # --eval-every defaults; else 500
 SCRIPTS = {  # script -> (--steps and --old-steps, arms)
@@ -89,6 +89,9 @@ def test_minatar_scripts_run_the_transfer_arms_across_games_from_the_same_old_ag
     inside = json.loads((tmp_path / "minatar_breakout_actions" / "results.json").read_text())
     across = json.loads((tmp_path / "minatar_breakout_to_space_invaders" / "results.json").read_text())
     assert list(inside["arms"]) == ["old", "preserve", "scratch", "copy_first_2_freeze", "distill"]
+    # MinAtar has no time limit: greedy evaluation episodes are capped, and the cap is saved
+    assert inside["config"]["greedy_eval"]["max_steps"] == minatar_actions.EVAL_MAX_STEPS
+    assert across["config"]["greedy_eval"]["max_steps"] == minatar_actions.EVAL_MAX_STEPS
     assert list(across["arms"]) == ["preserve", "scratch"] + minatar_cross_game.TRANSFER_ARMS
     assert all(len(runs) == 1 and runs[0]["records"] for runs in across["arms"].values())
     # across games the arms start from the Breakout agents trained for the in-game experiment
