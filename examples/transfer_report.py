@@ -176,28 +176,11 @@ def curves(res: dict, title: str, out: Path, arms: Sequence[str]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from examples.experiments.runner import band_of
-
-    until = greedy.phase2_steps(res)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    for arm in arms:
-        runs = greedy.greedy_runs(res, arm)
-        if not runs:
-            continue
-        steps, values = greedy.curve_matrix(runs, until)
-        lo, hi = band_of(values, "ci")
-        line, = ax.plot(steps, values.mean(axis=0), lw=1.5, marker=".", label=f"{arm} (n={len(runs)})")
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.12, lw=0)
+    greedy.draw_curves(ax, res, arms)
     ax.axhline(greedy.random_mean(res), color="k", lw=0.8, ls=":", label="random play")
-    ax.set_xlabel(f"phase-2 training steps (after {res['config']['old_steps']:,} steps of phase 1)")
-    ax.set_ylabel(f"greedy return, mean of {res['config']['greedy_eval']['episodes']} fixed start states")
     ax.set_title(f"{title}\nscratch, ours and the best and worst methods; mean over seeds, band 95 % CI", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return greedy.save_figure(fig, ax, out)
 
 
 def highlights(res: dict) -> list[str]:

@@ -265,6 +265,37 @@ def retention_table(results: dict | Path | str, arms: Optional[Sequence[str]] = 
     return "\n".join([f"{res['experiment']}: retention ({note})"] + lines)
 
 
+def draw_curves(ax, res: dict, arms: Sequence[str]) -> list[float]:
+    """Draw each arm's greedy curve over phase 2 on ``ax`` (seed mean, 95 % CI band), with the axes'
+    labels; returns the old agents' greedy return before surgery of every run drawn."""
+    until, befores = phase2_steps(res), []
+    for arm in arms:
+        runs = greedy_runs(res, arm)
+        if not runs:
+            continue
+        befores += [r["greedy"]["before"]["mean"] for r in runs]
+        steps, values = curve_matrix(runs, until)
+        lo, hi = band_of(values, "ci")
+        line, = ax.plot(steps, values.mean(axis=0), lw=1.6, marker=".", label=f"{arm} (n={len(runs)})")
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    old_steps = res["config"].get("old_steps")
+    ax.set_xlabel(f"phase-2 training steps (after {f'{old_steps:,}' if old_steps else '?'} steps of phase 1)")
+    ax.set_ylabel(f"greedy return, mean of {res['config']['greedy_eval']['episodes']} fixed start states")
+    ax.grid(alpha=0.3)
+    return befores
+
+
+def save_figure(fig, ax, out: Path) -> Path:
+    """Add the legend to ``ax``, write ``fig`` to ``out`` and close it."""
+    import matplotlib.pyplot as plt
+
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def plot(results_json: Path | str, out: Optional[Path | str] = None, arms: Optional[Sequence[str]] = None) -> Path:
     """The greedy curves per arm (seed mean, 95 % CI band) over phase 2, with the old agents' mean
     greedy return before surgery and the 95 % retention level; returns the PNG's path
@@ -276,35 +307,16 @@ def plot(results_json: Path | str, out: Optional[Path | str] = None, arms: Optio
 
     results_json = Path(results_json)
     res = load(results_json)
-    rnd, until = random_mean(res), phase2_steps(res)
     name = results_json.name.split(".")[0]
     if out is None:
         out = results_json.with_name("greedy.png" if name == "results" else f"{name}_greedy.png")
-    out = Path(out)
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    befores = []
-    for arm in arms or list(res["arms"]):
-        runs = greedy_runs(res, arm)
-        if not runs:
-            continue
-        befores += [r["greedy"]["before"]["mean"] for r in runs]
-        steps, values = curve_matrix(runs, until)
-        lo, hi = band_of(values, "ci")
-        line, = ax.plot(steps, values.mean(axis=0), lw=1.6, marker=".", label=f"{arm} (n={len(runs)})")
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
-    before = float(np.mean(befores))
+    before, rnd = float(np.mean(draw_curves(ax, res, arms or list(res["arms"])))), random_mean(res)
     ax.axhline(before, color="k", lw=1, ls="--", label=f"old agents before surgery ({before:.1f})")
     ax.axhline(rnd + GOAL * (before - rnd), color="k", lw=0.8, ls=":", label="95 % retention")
-    ax.set_xlabel(f"phase-2 training steps (after {res['config'].get('old_steps', '?')} steps of phase 1)")
-    ax.set_ylabel(f"greedy return, mean of {res['config']['greedy_eval']['episodes']} fixed start states")
     ax.set_title(f"{res['plot'].get('title', res['experiment'])}\ngreedy policy, mean over seeds, band 95 % CI",
                  fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, ax, Path(out))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
