@@ -87,7 +87,7 @@ from keras_surgeon_rl.rl.evaluate import (EVAL_SEED_BASE, GreedyEvaluation, eval
                                           random_returns)
 from keras_surgeon_rl.rl.optimizer_state import optimizer_state
 from keras_surgeon_rl.rl.persist import load_agent, save_agent
-from keras_surgeon_rl.transfer import add_noise, copy_layers, distill, reset_layer
+from keras_surgeon_rl.transfer import add_noise, copy_layers, distill, reset_layer, rollout_states
 from keras_surgeon_rl.transfer.layers import freeze, freeze_all_but_final
 from keras_surgeon_rl.transfer.rl_callbacks import AgentFreezeThawCallback, ThawAfter, recompile_agent
 
@@ -403,17 +403,9 @@ def _distill(student: DQNAgent, teacher: DQNAgent, exp: dict, settings: dict, se
     """Policy distillation of ``teacher`` (the old agent) into ``student``, on states of the new setting."""
     columns, actions = _old_view(exp)
     env = env_for(exp, exp["new"], seed=20_000 + seed)
-    rng = np.random.default_rng(seed)
-    epsilon, states = settings.get("epsilon", 0.05), []
-    observation = np.asarray(env.reset(), dtype=np.float32)
-    while len(states) < settings["states"]:
-        states.append(observation)
-        q = teacher.model.predict_on_batch(_as_old_input(observation[None, None], columns))[0]
-        old_action = int(rng.integers(len(q))) if rng.random() < epsilon else int(np.argmax(q))
-        observation, _reward, done, _info = env.step(actions[old_action])
-        observation = np.asarray(env.reset() if done else observation, dtype=np.float32)
+    x = rollout_states(teacher.model, env, settings["states"], epsilon=settings.get("epsilon", 0.05), seed=seed,
+                       teacher_input=lambda states: _as_old_input(states, columns), actions=actions)
     env.close()
-    x = np.stack(states)[:, None]  # keras-rl2's window of 1
     n_new = _n_actions(exp, exp["new"])
     history = distill(teacher.model, student.model, x, teacher_states=_as_old_input(x, columns),
                       temperature=settings.get("temperature", 0.1), epochs=settings.get("epochs", 10),

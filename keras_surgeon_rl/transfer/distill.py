@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -153,6 +153,9 @@ def rollout_states(
     n_states: int,
     epsilon: float = 0.0,
     seed: int | None = None,
+    *,
+    teacher_input: Callable[[np.ndarray], np.ndarray] | None = None,
+    actions: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Collect states by running the teacher greedily in an environment.
 
@@ -167,17 +170,25 @@ def rollout_states(
         n_states: how many states to collect (episodes restart as needed).
         epsilon: probability of a uniformly random action instead of the greedy one.
         seed: seed of the generator for the ``epsilon`` choices.
+        teacher_input: for a teacher that sees other inputs than the environment gives (e.g. fewer
+            features, picked by ID): maps a batch of states as the environment gives them to the
+            teacher's input; the states returned stay the environment's (for the student, and
+            :func:`distill`'s ``teacher_states=`` is ``teacher_input`` of them).
+        actions: for a teacher with other actions than the environment: the environment's action
+            for each of the teacher's outputs.
 
     Returns:
-        An array ``(n_states, *teacher_input_shape)`` of the states the teacher acted in.
+        An array ``(n_states, *state_shape)`` of the states the teacher acted in: the teacher's
+        input shape, or with ``teacher_input`` the environment's observations in the same window.
 
     Example:
         >>> env = GymnasiumAdapter("CartPole-v1", seed=1)  # doctest: +SKIP
         >>> states = rollout_states(agent.model, env, 500)  # doctest: +SKIP
     """
+    view = teacher_input if teacher_input is not None else (lambda batch: batch)
     rng = np.random.default_rng(seed)
     observation = np.asarray(env.reset(), dtype=np.float32)
-    window = _window_for(teacher, observation)
+    window = _window_for(teacher, view(observation[None])[0])
     recent: deque = deque(maxlen=max(window, 1))
     states = []
     while len(states) < n_states:
@@ -185,10 +196,10 @@ def rollout_states(
         padding = [np.zeros_like(observation)] * (window - len(recent))
         state = np.stack(padding + list(recent)) if window else observation
         states.append(state)
-        q_values = np.asarray(teacher.predict_on_batch(state[None]))[0]
+        q_values = np.asarray(teacher.predict_on_batch(view(state[None])))[0]
         n_actions = q_values.shape[-1]
         action = int(rng.integers(n_actions)) if rng.random() < epsilon else int(np.argmax(q_values))
-        observation, _reward, done, _info = env.step(action)
+        observation, _reward, done, _info = env.step(action if actions is None else actions[action])
         observation = np.asarray(observation, dtype=np.float32)
         if done:
             observation = np.asarray(env.reset(), dtype=np.float32)

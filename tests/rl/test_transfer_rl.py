@@ -181,3 +181,25 @@ def test_distill_a_briefly_trained_dqn_teacher_on_cartpole():
     assert len(from_memory.loss) == 2 and from_memory.loss[-1] < from_memory.loss[0]
     assert history.loss[-1] < history.loss[0]
     assert greedy_agreement(teacher, student, held_out) >= 0.85
+
+
+def test_rollout_states_of_a_teacher_that_sees_fewer_features_and_has_its_actions_elsewhere():
+    """The old agent of an experiment sees 2 of CartPole's 4 features and its action 0 is the
+    environment's 1: the states come back as the environment gives them, and replaying the teacher's
+    mapped greedy actions from the same reset walks through exactly those states."""
+    tf_keras.utils.set_random_seed(3)
+    columns, actions = [2, 3], [1, 0]  # theta, theta_dot; the teacher's outputs in the env's order reversed
+    teacher = tf_keras.Sequential([tf_keras.layers.Flatten(input_shape=(1, 2)),
+                                   tf_keras.layers.Dense(16, activation="relu"), tf_keras.layers.Dense(2)])
+    states = rollout_states(teacher, GymnasiumAdapter("CartPole-v1", seed=7), 300,
+                            teacher_input=lambda batch: batch[..., columns], actions=actions)
+    assert states.shape == (300, 1, 4)
+    env = GymnasiumAdapter("CartPole-v1", seed=7)
+    observation, resets = env.reset(), 0
+    for state in states:
+        np.testing.assert_array_equal(state[0], np.asarray(observation, dtype=np.float32))
+        greedy = int(np.argmax(teacher.predict_on_batch(state[None][..., columns])[0]))
+        observation, _reward, done, _info = env.step(actions[greedy])
+        if done:
+            observation, resets = env.reset(), resets + 1
+    assert resets >= 2  # the walk crossed episode ends
