@@ -122,10 +122,19 @@ def _mark(d: dict) -> str:
     return {"better": "▲", "worse": "▼", "same": ""}[verdict(d)]
 
 
+def _seeds(seeds: list[int]) -> str:
+    """"seed 0", "seeds 0–3" for a contiguous run, "seeds 0, 2, 3" otherwise."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
 def notes(res: dict) -> str:
     """What else a reader needs: seeds, random play, the old agents, scratch at equal samples, distillation."""
     ev = res["config"]["greedy_eval"]
-    parts = [f"seeds {res['seeds_compared'][0]}–{res['seeds_compared'][-1]}",
+    parts = [_seeds(res["seeds_compared"]),
              f"phase 1 {res['config']['old_steps']:,} steps, phase 2 {greedy.phase2_steps(res):,}",
              f"greedy return over {ev['episodes']} fixed start states every {ev['every']:,} steps",
              f"random play {greedy.random_mean(res):.1f}"]

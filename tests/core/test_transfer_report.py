@@ -71,3 +71,10 @@ def test_the_curves_plot_shows_scratch_ours_and_the_best_and_worst_method(tmp_pa
     assert transfer_report.highlights(res) == ["scratch", "preserve", "noise", "reset_final"]
     png = transfer_report.curves(res, "toy", tmp_path / "curves.png", transfer_report.highlights(res))
     assert png.stat().st_size > 1000
+
+
+def test_the_notes_name_the_seeds_compared_however_they_fall():
+    assert transfer_report._seeds([4]) == "seed 4"
+    assert transfer_report._seeds([0, 1, 2, 3]) == "seeds 0–3"
+    assert transfer_report._seeds([0, 2, 3]) == "seeds 0, 2, 3"
+    assert transfer_report.notes(transfer_report.comparison(toy())).startswith("seeds 2–5; ")
