@@ -42,7 +42,7 @@ AGENT = {"policy": "eps_greedy", "eps": 0.1, "warmup": 1000, "memory": 100_000, 
          "lr": 2.5e-4}
 #: MinAtar has no time limit, and a deterministic greedy policy can keep the ball (or a wave of
 #: aliens) going in a loop for ever: a greedy evaluation episode stops after this many steps. The
-#: old agents' greedy episodes last 6–200 steps (seeds 0–3), so it binds only on such a loop.
+#: old agents' greedy episodes last 6–200 steps (seeds 0–4), so it binds only on such a loop.
 EVAL_MAX_STEPS = 10_000
 EXP = {
     "env": "MinAtar/Breakout-v0",
